@@ -234,7 +234,11 @@ def duckdb_ddl(table: Table, physical_name: str | None = None) -> str:
     ]
     if table.key:
         cols.append("PRIMARY KEY (" + ", ".join(f'"{k}"' for k in table.key) + ")")
-    return f'CREATE TABLE IF NOT EXISTS "{physical_name or table.name}" (\n  ' + ",\n  ".join(cols) + "\n)"
+    return (
+        f'CREATE TABLE IF NOT EXISTS "{physical_name or table.name}" (\n  '
+        + ",\n  ".join(cols)
+        + "\n)"
+    )
 
 
 def bigquery_schema_json(table: Table) -> list[dict[str, str]]:
