@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
   job_committed_at REAL,
   status TEXT NOT NULL DEFAULT 'pending',      -- pending | delivered | dead
   attempts INTEGER NOT NULL DEFAULT 0,
+  acks INTEGER NOT NULL DEFAULT 0,              -- 2xx responses (more than 1 = redelivered)
   copies_left INTEGER NOT NULL DEFAULT 1,       -- >1 only in at-least-once stress tests
   next_attempt_at REAL NOT NULL,
   last_error TEXT,
@@ -156,7 +157,8 @@ class DeliveryStore:
                 copies_left -= 1
                 status = "delivered" if copies_left <= 0 else "pending"
                 con.execute(
-                    "UPDATE deliveries SET attempts = ?, copies_left = ?, status = ?, delivered_at = COALESCE(delivered_at, ?),"
+                    "UPDATE deliveries SET attempts = ?, acks = acks + 1, copies_left = ?, status = ?,"
+                    " delivered_at = COALESCE(delivered_at, ?),"
                     " last_error = NULL, next_attempt_at = ? WHERE event_id = ?",
                     (attempts, copies_left, status, now, now, event_id),
                 )
@@ -204,6 +206,11 @@ class DeliveryStore:
             .fetchall()
         )
         return [float(r[0]) for r in rows]
+
+    def total_acks(self) -> int:
+        return int(
+            self._con().execute("SELECT COALESCE(SUM(acks), 0) FROM deliveries").fetchone()[0]
+        )
 
     def total_attempts(self) -> int:
         return int(

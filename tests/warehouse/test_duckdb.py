@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from importlib import resources
+
+import pandas as pd
+import pytest
+
+from salesloop import sql
+from salesloop.schemas import TABLES
+from salesloop.warehouse import Exec, Merge, WarehouseError
+from salesloop.warehouse.duckdb import DuckDBWarehouse
+from tests.warehouse.conftest import sales_rows
+
+NOW = datetime(2016, 1, 11, tzinfo=UTC)
+
+
+def forecast_rows(version: str = "v1", yhat: float = 1.0) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "series_id": "CA_1/FOODS_1_001",
+            "store_id": "CA_1",
+            "cat_id": "FOODS",
+            "forecast_origin": pd.Timestamp("2016-01-10"),
+            "horizon_day": range(1, 8),
+            "target_date": pd.date_range("2016-01-11", periods=7),
+            "model_version": version,
+            "yhat": yhat,
+            "lo_80": 0.5,
+            "hi_80": 1.5,
+            "lo_95": 0.2,
+            "hi_95": 2.0,
+            "event_id": "e1",
+            "job_id": "j1",
+            "created_at": NOW,
+        }
+    )
+
+
+def test_schema_matches_single_source(wh: DuckDBWarehouse) -> None:
+    for name, table in TABLES.items():
+        cols = wh.query(f"SELECT * FROM {{{{ {name} }}}} LIMIT 0").columns.tolist()
+        assert cols == table.column_names
+
+
+def test_insert_job_is_one_transaction_with_its_audit_entry(wh: DuckDBWarehouse) -> None:
+    res = wh.insert_job({"sales": sales_rows("j1", ["2016-01-01", "2016-01-02"], 2.0)}, job_id="j1")
+    assert res.inserted == {"sales": 2}
+    audit = wh.audit_entries()
+    assert audit["job_name"].tolist() == [f"projects/{wh.project}/jobs/j1"]
+    assert int(audit["inserted_rows"].iloc[0]) == 2
+    # a job that fails half way leaves neither rows nor an audit entry
+    bad = sales_rows("j2", ["2016-01-03"], 1.0).drop(columns=["series_id"])
+    with pytest.raises(WarehouseError):
+        wh.insert_job(
+            {"sales": sales_rows("j2", ["2016-01-03"], 1.0), "rejected_sales": bad}, job_id="j2"
+        )
+    assert len(wh.audit_entries()) == 1
+    assert wh.query("SELECT COUNT(*) AS n FROM {{ sales }}")["n"].iloc[0] == 2
+
+
+def test_rejected_only_job_emits_no_event(wh: DuckDBWarehouse) -> None:
+    rej = pd.DataFrame(
+        [
+            {
+                "job_id": "j9",
+                "row_num": 0,
+                "reason": "bad_quantity: -1",
+                "raw": "{}",
+                "rejected_at": NOW,
+            }
+        ]
+    )
+    wh.insert_job({"rejected_sales": rej}, job_id="j9")
+    assert wh.audit_entries().empty
+
+
+def test_merge_is_insert_if_absent_and_idempotent(wh: DuckDBWarehouse) -> None:
+    wh.apply([Merge("forecasts", forecast_rows(yhat=1.0))])
+    wh.apply([Merge("forecasts", forecast_rows(yhat=9.0))])  # redelivery: first write wins
+    out = wh.query("SELECT yhat FROM {{ forecasts }}")
+    assert len(out) == 7 and set(out["yhat"]) == {1.0}
+    wh.apply([Merge("forecasts", forecast_rows(version="v2"))])
+    assert len(wh.query("SELECT * FROM {{ forecasts }}")) == 14
+
+
+def test_merge_with_update_columns_updates(wh: DuckDBWarehouse) -> None:
+    wh.apply([Merge("forecasts", forecast_rows(yhat=1.0))])
+    wh.apply([Merge("forecasts", forecast_rows(yhat=3.0), update_columns=("yhat",))])
+    assert set(wh.query("SELECT yhat FROM {{ forecasts }}")["yhat"]) == {3.0}
+
+
+def test_apply_rolls_back_everything_on_failure(wh: DuckDBWarehouse) -> None:
+    with pytest.raises(WarehouseError):
+        wh.apply(
+            [Merge("forecasts", forecast_rows()), Exec("UPDATE {{ alerts }} SET nonexistent = 1")]
+        )
+    assert wh.query("SELECT COUNT(*) AS n FROM {{ forecasts }}")["n"].iloc[0] == 0
+
+
+def test_job_history_latest_insert_wins_and_windows(wh: DuckDBWarehouse) -> None:
+    wh.insert_job(
+        {"sales": sales_rows("j1", pd.date_range("2015-01-01", "2016-01-10"), 1.0)}, job_id="j1"
+    )
+    wh.insert_job({"sales": sales_rows("j2", ["2016-01-10"], 5.0)}, job_id="j2")
+    wh.insert_job(
+        {"sales": sales_rows("j3", ["2016-01-10"], 1.0, series="TX_1/HOBBIES_1_001")}, job_id="j3"
+    )
+    h = wh.query(sql.load("job_history"), {"job_id": "j2", "recent_days": 28})
+    assert set(h["series_id"]) == {"CA_1/FOODS_1_001"}  # only the series the job touched
+    assert h[h["date"] == pd.Timestamp("2016-01-10")]["units"].tolist() == [5.0]
+    recent = h[h["date"] > pd.Timestamp("2015-12-13")]
+    assert len(recent) == 28
+    last_year = h[h["date"] <= pd.Timestamp("2015-12-13")]
+    assert len(last_year) == 7  # the same week one year (364 days) earlier
+    assert last_year["date"].min() == pd.Timestamp("2016-01-10") - timedelta(days=363)
+
+
+def test_every_sql_file_runs_on_duckdb(wh: DuckDBWarehouse) -> None:
+    wh.insert_job(
+        {"sales": sales_rows("j1", pd.date_range("2015-12-01", "2016-01-10"), 1.0)}, job_id="j1"
+    )
+    params = {
+        "job_history": {"job_id": "j1", "recent_days": 56},
+        "processed_event": {"event_id": "e", "job_name": "projects/p/jobs/j1"},
+        "recent_alerts": {"since": NOW - timedelta(days=7)},
+        "pending_alerts": {"event_id": "e"},
+        "event_forecasts": {"job_id": "j1"},
+        "training_frame": {"end_date": date(2016, 1, 10), "history_days": 30},
+    }
+    dml = {"mark_alerts_sent": {"message_id": "<m@x>", "sent_at": NOW, "alert_keys": ["a", "b"]}}
+    files = sorted(
+        p.name[:-4] for p in resources.files("salesloop.sql").iterdir() if p.name.endswith(".sql")
+    )
+    assert set(files) == set(params) | set(dml), "every query needs a test here"
+    for name, p in params.items():
+        wh.query(sql.load(name), p)
+    assert len(wh.query(sql.load("training_frame"), params["training_frame"])) == 30
+    for name, p in dml.items():
+        wh.apply([Exec(sql.load(name), p)])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "SELECT EXTRACT(DAYOFWEEK FROM date) FROM {{ sales }}",
+        "SELECT x FROM UNNEST([1,2]) AS x WITH OFFSET",
+        "SELECT ARRAY_AGG(units LIMIT 3) FROM {{ sales }}",
+        "SELECT DATE_TRUNC(date, WEEK(MONDAY)) FROM {{ sales }}",
+    ],
+)
+def test_known_bad_translations_are_refused(wh: DuckDBWarehouse, bad: str) -> None:
+    with pytest.raises(sql.SqlError, match="non-portable"):
+        wh.query(bad)
+
+
+def test_unknown_table_and_missing_columns_are_clear(wh: DuckDBWarehouse) -> None:
+    with pytest.raises(WarehouseError, match="unknown table"):
+        wh.apply([Merge("nope", forecast_rows())])
+    with pytest.raises(WarehouseError, match="lacks required columns"):
+        wh.apply([Merge("forecasts", forecast_rows().drop(columns=["yhat"]))])
+
+
+def test_file_persists_across_reopen(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "w.duckdb"
+    with DuckDBWarehouse(path) as w:
+        w.insert_job({"sales": sales_rows("j1", ["2016-01-01"], 1.0)}, job_id="j1")
+    with DuckDBWarehouse(path) as w:
+        assert len(w.audit_entries()) == 1

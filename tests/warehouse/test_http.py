@@ -1,0 +1,90 @@
+"""The served warehouse: the real HTTP service on loopback, used through the client."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import pandas as pd
+import pytest
+
+from salesloop import sql
+from salesloop.local.warehouse_server import WarehouseHTTPServer
+from salesloop.warehouse import Exec, Merge, Warehouse, WarehouseError
+from salesloop.warehouse.duckdb import DuckDBWarehouse
+from salesloop.warehouse.http import HttpWarehouse, decode_params, encode_params
+from tests.warehouse.conftest import sales_rows
+
+
+@pytest.fixture
+def served(tmp_path) -> Iterator[HttpWarehouse]:  # type: ignore[no-untyped-def]
+    backend = DuckDBWarehouse(tmp_path / "w.duckdb")
+    server = WarehouseHTTPServer(("127.0.0.1", 0), backend)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    client = HttpWarehouse(f"http://127.0.0.1:{server.server_address[1]}")
+    yield client
+    client.close()
+    server.shutdown()
+    server.server_close()
+    backend.close()
+
+
+def test_params_survive_the_wire() -> None:
+    params = {
+        "d": date(2016, 1, 1),
+        "t": datetime(2016, 1, 1, 5, tzinfo=UTC),
+        "xs": ["a", "b"],
+        "n": 3,
+        "f": 0.5,
+    }
+    assert decode_params(encode_params(params)) == params
+
+
+def test_client_implements_the_port(served: HttpWarehouse) -> None:
+    assert isinstance(served, Warehouse)
+    res = served.insert_job(
+        {"sales": sales_rows("j1", pd.date_range("2016-01-01", "2016-01-10"), 2.0)}, job_id="j1"
+    )
+    assert res.inserted == {"sales": 10} and res.committed_at.tzinfo is not None
+    h = served.query(sql.load("job_history"), {"job_id": "j1", "recent_days": 7})
+    assert len(h) == 7 and h["units"].sum() == 14.0
+    assert served.audit_entries()["inserted_rows"].tolist() == [10]
+    ledger = pd.DataFrame(
+        [
+            {
+                "event_id": "e",
+                "job_name": "projects/p/jobs/j1",
+                "rows_read": 10,
+                "series_forecast": 1,
+                "alerts_raised": 0,
+                "model_version": "v1",
+                "job_committed_at": res.committed_at,
+                "processed_at": datetime.now(UTC),
+            }
+        ]
+    )
+    served.apply([Merge("processed_events", ledger), Merge("processed_events", ledger)])
+    assert (
+        len(
+            served.query(
+                sql.load("processed_event"), {"event_id": "e", "job_name": "projects/p/jobs/j1"}
+            )
+        )
+        == 1
+    )
+
+
+def test_errors_come_back_as_warehouse_errors(served: HttpWarehouse) -> None:
+    with pytest.raises(WarehouseError, match="failed"):
+        served.query("SELECT nope FROM {{ sales }}")
+    with pytest.raises(WarehouseError):
+        served.apply([Exec("UPDATE {{ alerts }} SET bogus = 1")])
+
+
+def test_unreachable_service_is_a_clear_error() -> None:
+    with pytest.raises(WarehouseError, match="unreachable"):
+        HttpWarehouse("http://127.0.0.1:9", timeout_s=1).query("SELECT 1")
