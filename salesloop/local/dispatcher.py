@@ -72,8 +72,9 @@ class DeliveryStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._tx() as con:
-            con.executescript(SCHEMA)
+        self._con().executescript(
+            SCHEMA
+        )  # executescript commits by itself: no explicit transaction
 
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
@@ -117,7 +118,7 @@ class DeliveryStore:
                     (
                         event["id"],
                         seq,
-                        json.dumps(event.get_attributes()),
+                        json.dumps(dict(event.get_attributes())),
                         json.dumps(event.get_data()),
                         committed,
                         copies,
