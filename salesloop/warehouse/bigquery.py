@@ -334,6 +334,43 @@ def load_frame(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
 # -- results -------------------------------------------------------------------------------------
 
 
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "STRING": pa.string(),
+    "JSON": pa.string(),
+    "INTEGER": pa.int64(),
+    "INT64": pa.int64(),
+    "FLOAT": pa.float64(),
+    "FLOAT64": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "BOOL": pa.bool_(),
+    "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+}
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def rows_to_arrow(schema: Sequence[bigquery.SchemaField], rows: Iterable[Any]) -> pa.Table:
+    """Rows of a result with JSON columns, JSON kept as text (as DuckDB returns it).
+
+    The client library's REST ``to_arrow()`` parses JSON cells and lets pyarrow infer a type for
+    them: a struct whose keys are the union over rows (missing keys become nulls) or an error when
+    objects and arrays mix. JSON tables are small, so they take this row-wise path instead.
+    """
+    values: list[list[Any]] = [[] for _ in schema]
+    for row in rows:
+        for i, field in enumerate(schema):
+            v = row[i]
+            values[i].append(_json_text(v) if field.field_type == "JSON" else v)
+    arrays = []
+    for field, column in zip(schema, values, strict=True):
+        kind = None if field.mode == "REPEATED" else _ARROW_TYPES.get(field.field_type)
+        arrays.append(pa.array(column, type=kind))
+    return pa.Table.from_arrays(arrays, names=[f.name for f in schema])
+
+
 def arrow_to_frame(result: pa.Table) -> pd.DataFrame:
     """A query result as DuckDB's ``.df()`` would give it, so consumers see one kind of frame.
 
@@ -515,6 +552,8 @@ class BigQueryWarehouse:
                 text, job_config=config, location=self.location, job_id_prefix="salesloop_query_"
             )
             rows = job.result()
+            if any(f.field_type == "JSON" for f in rows.schema):
+                return arrow_to_frame(rows_to_arrow(rows.schema, rows))
             return arrow_to_frame(rows.to_arrow(create_bqstorage_client=self._storage_read_api))
         except Exception as exc:
             raise WarehouseError(f"query failed: {exc}") from exc
@@ -613,6 +652,8 @@ class BigQueryWarehouse:
             for i, m in enumerate(mutations):
                 if isinstance(m, Merge):
                     table = table_spec(m.table)
+                    if m.frame.empty:  # as on DuckDB: no rows, no check, no statement
+                        continue
                     frame = _dedupe(table, conform(table, m.frame))
                     if not frame.empty:
                         name = f"{self.project}.{self.dataset}.{STAGING_PREFIX}{uuid.uuid4().hex}"
