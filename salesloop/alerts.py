@@ -1,0 +1,432 @@
+"""The drop-alert rule: decide which forecasts are worth an email to a human.
+
+The rule is deliberately pure (no I/O, no clock, no randomness) and vectorized over every series of
+an event, so the function can run it on the whole batch in milliseconds and a test can run it
+thousands of times. Everything it needs arrives as data: the forecasts, the history, the alerts
+already raised, the settings and ``now``.
+
+Why each condition is there (a page that turns out to be nothing costs trust, so every condition
+leans towards silence):
+
+* **Drop beyond the threshold vs the trailing week.** The simplest "sales are about to fall" signal.
+* **The whole prediction interval is below the baseline** (``hi < baseline``). A point forecast
+  that drops is not enough when the model itself says the usual level is still plausible.
+* **Same week last year agrees** (when the series existed then: every one of the 364-day-earlier
+  days is in the history). A dip that also happened last year is seasonality, not news.
+* **Noise floor** (``min_baseline_units``). A 50 % drop from 4 units to 2 is noise at M5's
+  intermittent bottom level.
+
+Interval of a total: the interval of a 7-day (or multi-series) total is taken as the sum of the
+per-day (per-series) bounds. That is exact only when errors are perfectly positively dependent;
+for independent or weakly dependent, light-tailed errors the true quantile of the sum lies closer
+to the mean, so the summed upper bound is *higher* than the exact one. The rule needs
+``hi < baseline``, so an upper bound that is too high can only suppress an alert, never create
+one: the error is on the side of fewer false pages. (The summed lower bound is correspondingly too
+low; it is only reported, never used to decide.) Missing bounds on any day make the total's
+interval unknown, and an unknown ``hi`` never alerts.
+
+Aggregates (store x category) sum the series *in this batch*, and their baselines sum the history
+of the same series, so a store whose event touched only part of its catalogue is compared like
+with like. The last-year check of an aggregate uses the series that existed last year, with their
+own forecasts. An aggregate of a single series is not reported: it would be the series alert again.
+
+The rule assumes daily data: the trailing window is as many days as there are forecast days (the
+horizon, 7 everywhere), and last year is the target dates minus 364 days (same weekday).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from salesloop.config import AlertSettings
+from salesloop.schemas import ALERTS
+
+RULE_FORECAST_DROP: Final = "forecast_drop"
+SCOPE_SERIES: Final = "series"
+SCOPE_STORE_CATEGORY: Final = "store_category"
+BASELINE_TRAILING: Final = "trailing_7d"
+BASELINE_LAST_YEAR: Final = "same_week_last_year"
+LAST_YEAR_OFFSET_DAYS: Final = 364  # 52 weeks: the same weekday, which dominates daily retail
+
+_FORECAST_COLUMNS: Final = (
+    "series_id",
+    "store_id",
+    "cat_id",
+    "forecast_origin",
+    "horizon_day",
+    "target_date",
+    "yhat",
+)
+_HISTORY_COLUMNS: Final = ("series_id", "date", "units")
+_RECENT_COLUMNS: Final = ("alert_key", "scope", "subject_id", "rule", "created_at")
+
+STATS_COLUMNS: Final = (
+    "scope",
+    "subject_id",
+    "store_id",
+    "cat_id",
+    "forecast_origin",
+    "week_start",
+    "week_end",
+    "n_days",
+    "n_series",
+    "forecast",
+    "lo",
+    "hi",
+    "baseline",
+    "drop_pct",
+    "ly_available",
+    "ly_baseline",
+    "ly_forecast",
+    "ly_hi",
+    "ly_drop_pct",
+)
+
+
+def alert_key(scope: str, subject_id: str, week_start: date, rule: str) -> str:
+    """One alert per subject, forecast week and rule: the idempotency key of the alerts table."""
+    return f"{scope}:{subject_id}|{week_start.isoformat()}|{rule}"
+
+
+def empty_alerts() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=object) for name in ALERTS.column_names})
+
+
+def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lacks columns {missing}")
+
+
+def _as_day(values: pd.Series) -> pd.Series:
+    """Dates arrive as ``date`` objects, strings or timestamps depending on the warehouse."""
+    out = pd.to_datetime(values)
+    if getattr(out.dt, "tz", None) is not None:
+        out = out.dt.tz_convert(None)
+    return out.dt.normalize().astype("datetime64[ns]")
+
+
+def _as_utc(values: pd.Series) -> pd.Series:
+    out = pd.to_datetime(values)
+    if getattr(out.dt, "tz", None) is None:
+        return out.dt.tz_localize("UTC")
+    return out.dt.tz_convert("UTC")
+
+
+def _utc_now(now: datetime) -> pd.Timestamp:
+    ts = pd.Timestamp(now)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _prepare_forecasts(forecasts: pd.DataFrame, interval_level: int | None) -> pd.DataFrame:
+    cols = list(_FORECAST_COLUMNS)
+    if interval_level is not None:
+        bounds = (f"lo_{interval_level}", f"hi_{interval_level}")
+        _require(forecasts, bounds, f"forecasts (interval level {interval_level})")
+        cols += bounds
+    f = forecasts[cols].copy()
+    if interval_level is None:
+        f["lo"] = np.nan
+        f["hi"] = np.nan
+    else:
+        f = f.rename(columns={f"lo_{interval_level}": "lo", f"hi_{interval_level}": "hi"})
+    f["forecast_origin"] = _as_day(f["forecast_origin"])
+    f["target_date"] = _as_day(f["target_date"])
+    for col in ("yhat", "lo", "hi"):
+        f[col] = pd.to_numeric(f[col], errors="coerce").astype("float64")
+    f["horizon_day"] = f["horizon_day"].astype("int64")
+    dup = f.duplicated(["series_id", "forecast_origin", "horizon_day"])
+    if dup.any():
+        row = f.loc[dup].iloc[0]
+        raise ValueError(
+            f"forecasts has duplicate rows for series {row['series_id']!r}, origin "
+            f"{row['forecast_origin'].date()}, horizon day {row['horizon_day']}"
+        )
+    # A canonical row order makes the float sums, hence the output, independent of input order.
+    return f.sort_values(["series_id", "forecast_origin", "horizon_day"], ignore_index=True)
+
+
+def _prepare_history(history: pd.DataFrame) -> pd.DataFrame:
+    h = history[list(_HISTORY_COLUMNS)].copy()
+    h["date"] = _as_day(h["date"])
+    h["units"] = pd.to_numeric(h["units"], errors="coerce").astype("float64").fillna(0.0)
+    dup = h.duplicated(["series_id", "date"])
+    if dup.any():
+        row = h.loc[dup].iloc[0]
+        raise ValueError(
+            f"history has several rows for series {row['series_id']!r} on {row['date'].date()}; "
+            "resolve corrections (latest insert wins) before evaluating alerts"
+        )
+    return h.sort_values(["series_id", "date"], ignore_index=True)
+
+
+def _series_stats(f: pd.DataFrame, h: pd.DataFrame) -> pd.DataFrame:
+    keys = ["series_id", "store_id", "cat_id", "forecast_origin"]
+    f = f.assign(bound_missing=f["lo"].isna() | f["hi"].isna())
+    g = f.groupby(keys, sort=True)
+    s = pd.concat(
+        [
+            g[["yhat", "lo", "hi"]].sum().rename(columns={"yhat": "forecast"}),
+            g["bound_missing"].any(),
+            g["target_date"].min().rename("week_start"),
+            g["target_date"].max().rename("week_end"),
+            g.size().rename("n_days"),
+        ],
+        axis=1,
+    ).reset_index()
+    s.loc[s["bound_missing"], ["lo", "hi"]] = np.nan
+    s = s.drop(columns="bound_missing")
+
+    # Trailing baseline: the n_days up to and including the origin. A day absent from the history
+    # counts as zero, which lowers the baseline and so can only make an alert less likely.
+    window = h.merge(s[["series_id", "forecast_origin", "n_days"]], on="series_id")
+    start = window["forecast_origin"] - pd.to_timedelta(window["n_days"], unit="D")
+    inside = (window["date"] > start) & (window["date"] <= window["forecast_origin"])
+    trailing = (
+        window.loc[inside]
+        .groupby(["series_id", "forecast_origin"], sort=True)["units"]
+        .sum()
+        .rename("baseline")
+    )
+    s = s.merge(trailing, on=["series_id", "forecast_origin"], how="left")
+    s["baseline"] = s["baseline"].fillna(0.0)
+
+    # Same week last year: only when every target day minus 364 days is in the history, since a
+    # partial week is not the same week.
+    ly_days = f[["series_id", "forecast_origin", "target_date"]].assign(
+        date=lambda d: d["target_date"] - pd.Timedelta(days=LAST_YEAR_OFFSET_DAYS)
+    )
+    ly = (
+        ly_days.merge(h, on=["series_id", "date"], how="left")
+        .groupby(["series_id", "forecast_origin"], sort=True)
+        .agg(ly_baseline=("units", "sum"), ly_days=("units", "count"))
+        .reset_index()
+    )
+    s = s.merge(ly, on=["series_id", "forecast_origin"], how="left")
+    s["ly_available"] = s["ly_days"].fillna(0).astype("int64") == s["n_days"]
+    s["ly_baseline"] = s["ly_baseline"].where(s["ly_available"])
+    s = s.drop(columns="ly_days")
+    s["ly_forecast"] = s["forecast"].where(s["ly_available"])
+    s["ly_hi"] = s["hi"].where(s["ly_available"])
+    s["n_series"] = 1
+    s["scope"] = SCOPE_SERIES
+    s["subject_id"] = s["series_id"]
+    return s
+
+
+def _aggregate_stats(s: pd.DataFrame) -> pd.DataFrame:
+    keys = ["store_id", "cat_id", "forecast_origin"]
+    avail = s["ly_available"]
+    parts = s.assign(
+        bound_missing=s["hi"].isna() | s["lo"].isna(),
+        ly_baseline_part=s["ly_baseline"].where(avail, 0.0),
+        ly_forecast_part=s["forecast"].where(avail, 0.0),
+        ly_hi_part=s["hi"].where(avail, 0.0),
+        ly_hi_missing=avail & s["hi"].isna(),
+    )
+    g = parts.groupby(keys, sort=True)
+    summed = g[
+        ["forecast", "lo", "hi", "baseline", "ly_baseline_part", "ly_forecast_part", "ly_hi_part"]
+    ].sum()
+    a = pd.concat(
+        [
+            summed.rename(columns=lambda c: c.removesuffix("_part")),
+            g[["bound_missing", "ly_hi_missing"]].any(),
+            g["week_start"].min(),
+            g["week_end"].max(),
+            g["n_days"].max(),
+            g.size().rename("n_series"),
+            g["ly_available"].sum().rename("ly_series"),
+        ],
+        axis=1,
+    ).reset_index()
+    a = a.loc[a["n_series"] >= 2].copy()
+    a.loc[a["bound_missing"], ["lo", "hi"]] = np.nan
+    a["ly_available"] = a["ly_series"] > 0
+    for col in ("ly_baseline", "ly_forecast", "ly_hi"):
+        a[col] = a[col].where(a["ly_available"])
+    a.loc[a["ly_hi_missing"], "ly_hi"] = np.nan
+    a["scope"] = SCOPE_STORE_CATEGORY
+    a["subject_id"] = a["store_id"].astype(str) + "/" + a["cat_id"].astype(str)
+    return a.drop(columns=["bound_missing", "ly_series", "ly_hi_missing"])
+
+
+def _drop(forecast: pd.Series, baseline: pd.Series) -> pd.Series:
+    """1 - forecast/baseline; a baseline of zero (or less) means there is nothing to drop from."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = 1.0 - forecast / baseline
+    return ratio.where(baseline > 0, -np.inf).where(baseline.notna())
+
+
+def subject_stats(
+    forecasts: pd.DataFrame, history: pd.DataFrame, *, interval_level: int | None
+) -> pd.DataFrame:
+    """Every number the rule (and the email) looks at, per subject and forecast origin.
+
+    Public so the email shows exactly the numbers the rule used (both baselines, the last-year
+    drop), without a second implementation of the windows. ``interval_level=None`` skips the
+    bounds (``lo``/``hi`` are NaN) for callers that only need baselines.
+    """
+    _require(forecasts, _FORECAST_COLUMNS, "forecasts")
+    _require(history, _HISTORY_COLUMNS, "history")
+    if forecasts.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in STATS_COLUMNS})
+    f = _prepare_forecasts(forecasts, interval_level)
+    h = _prepare_history(history)
+    series = _series_stats(f, h)
+    stats = pd.concat([series, _aggregate_stats(series)], ignore_index=True)
+    stats["drop_pct"] = _drop(stats["forecast"], stats["baseline"])
+    stats["ly_drop_pct"] = _drop(stats["ly_forecast"], stats["ly_baseline"]).where(
+        stats["ly_available"]
+    )
+    stats["ly_available"] = stats["ly_available"].astype(bool)
+    stats["n_series"] = stats["n_series"].astype("int64")
+    stats["n_days"] = stats["n_days"].astype("int64")
+    return (
+        stats[list(STATS_COLUMNS)]
+        .sort_values(["scope", "subject_id", "forecast_origin"], ignore_index=True)
+        .reset_index(drop=True)
+    )
+
+
+def _alerting(stats: pd.DataFrame, settings: AlertSettings) -> pd.Series:
+    threshold = settings.drop_threshold
+    trailing = (
+        (stats["baseline"] > 0)
+        & (stats["baseline"] >= settings.min_baseline_units)
+        & (stats["drop_pct"] > threshold)
+        & (stats["hi"] < stats["baseline"])
+    )
+    last_year = ~stats["ly_available"] | (
+        (stats["ly_drop_pct"] > threshold) & (stats["ly_hi"] < stats["ly_baseline"])
+    )
+    return (trailing & last_year).fillna(False).astype(bool)
+
+
+def _suppressed(
+    candidates: pd.DataFrame,
+    recent_alerts: pd.DataFrame | None,
+    *,
+    cooldown_days: int,
+    now: pd.Timestamp,
+) -> pd.Series:
+    """Existing keys (redelivered event) and subjects still in their cooldown stay silent."""
+    if recent_alerts is None or recent_alerts.empty:
+        return pd.Series(False, index=candidates.index)
+    _require(recent_alerts, _RECENT_COLUMNS, "recent_alerts")
+    seen = candidates["alert_key"].isin(set(recent_alerts["alert_key"].astype(str)))
+    if cooldown_days <= 0:
+        return seen
+    created = _as_utc(recent_alerts["created_at"])
+    # Anything created after now - cooldown counts, including "future" rows from a skewed clock.
+    cooling = recent_alerts.loc[created >= now - pd.Timedelta(days=cooldown_days)]
+    subject_rule = (
+        cooling["scope"].astype(str)
+        + ":"
+        + cooling["subject_id"].astype(str)
+        + "|"
+        + cooling["rule"].astype(str)
+    )
+    cand = candidates["scope"] + ":" + candidates["subject_id"] + "|" + candidates["rule"]
+    return seen | cand.isin(set(subject_rule))
+
+
+def evaluate_alerts(
+    forecasts: pd.DataFrame,
+    history: pd.DataFrame,
+    *,
+    settings: AlertSettings,
+    recent_alerts: pd.DataFrame,
+    model_version: str,
+    event_id: str,
+    now: datetime,
+) -> pd.DataFrame:
+    """New alerts for this batch, as rows of the ``alerts`` table (status ``pending``).
+
+    ``recent_alerts`` is what the alerts table holds for the cooldown window (any row with the
+    same key, or the same subject and rule created within ``cooldown_days`` of ``now``,
+    suppresses a candidate). Within one batch a subject gets at most one alert per rule while a
+    cooldown applies: the latest forecast week wins. The output is sorted by scope, subject and
+    week, so the same inputs give the same frame.
+    """
+    if forecasts.empty:
+        return empty_alerts()
+    stats = subject_stats(forecasts, history, interval_level=settings.interval_level)
+    cand = stats.loc[_alerting(stats, settings)].copy()
+    if cand.empty:
+        return empty_alerts()
+    cand["rule"] = RULE_FORECAST_DROP
+    cand["week_start"] = [ts.date() for ts in cand["week_start"]]
+    cand["forecast_origin"] = [ts.date() for ts in cand["forecast_origin"]]
+    cand["alert_key"] = [
+        alert_key(scope, subject, week, rule)
+        for scope, subject, week, rule in zip(
+            cand["scope"], cand["subject_id"], cand["week_start"], cand["rule"], strict=True
+        )
+    ]
+    now_ts = _utc_now(now)
+    cand = cand.loc[
+        ~_suppressed(cand, recent_alerts, cooldown_days=settings.cooldown_days, now=now_ts)
+    ]
+    if settings.cooldown_days > 0:
+        cand = cand.sort_values(["scope", "subject_id", "rule", "week_start"]).drop_duplicates(
+            ["scope", "subject_id", "rule"], keep="last"
+        )
+    if cand.empty:
+        return empty_alerts()
+
+    pairs = set(zip(cand["store_id"], cand["cat_id"], strict=True))
+    recipients = {
+        (store, cat): ",".join(settings.recipients.for_subject(store, cat)) for store, cat in pairs
+    }
+    out = pd.DataFrame(
+        {
+            "alert_key": cand["alert_key"],
+            "scope": cand["scope"],
+            "subject_id": cand["subject_id"],
+            "store_id": cand["store_id"],
+            "cat_id": cand["cat_id"],
+            "rule": cand["rule"],
+            "week_start": cand["week_start"],
+            "forecast_origin": cand["forecast_origin"],
+            "baseline": cand["baseline"].astype("float64"),
+            "baseline_kind": BASELINE_TRAILING,
+            "forecast": cand["forecast"].astype("float64"),
+            "lo": cand["lo"].astype("float64"),
+            "hi": cand["hi"].astype("float64"),
+            "drop_pct": cand["drop_pct"].astype("float64"),
+            "model_version": model_version,
+            "recipients": [
+                recipients[(s, c)] for s, c in zip(cand["store_id"], cand["cat_id"], strict=True)
+            ],
+            "event_id": event_id,
+            "status": "pending",
+            "message_id": None,
+            "created_at": now_ts,
+            "sent_at": None,
+        }
+    )
+    out["sent_at"] = pd.Series([None] * len(out), index=out.index, dtype=object)
+    out["message_id"] = pd.Series([None] * len(out), index=out.index, dtype=object)
+    return out[ALERTS.column_names].sort_values(
+        ["scope", "subject_id", "week_start"], ignore_index=True
+    )
+
+
+__all__ = [
+    "BASELINE_LAST_YEAR",
+    "BASELINE_TRAILING",
+    "LAST_YEAR_OFFSET_DAYS",
+    "RULE_FORECAST_DROP",
+    "SCOPE_SERIES",
+    "SCOPE_STORE_CATEGORY",
+    "STATS_COLUMNS",
+    "alert_key",
+    "empty_alerts",
+    "evaluate_alerts",
+    "subject_stats",
+]
