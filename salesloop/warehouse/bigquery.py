@@ -43,17 +43,27 @@ Loads
     so an empty STRING stays an empty string).
 
 What has NOT been exercised against real BigQuery: all of it. There is no cloud access here.
-``tests/warehouse/test_bigquery.py`` drives the real client library against a local HTTP server
-that records the REST requests and answers with minimal canned resources, and asserts on what is
-sent: query text, ``parameterMode``, parameter types and values, load configurations, schemas,
-job ids, the uploaded Parquet/CSV bytes, the script, staging-table creation and deletion. Nothing
-checks that BigQuery accepts these requests or computes what DuckDB computes. Unverified in
+``tests/warehouse/test_bigquery.py`` drives the real client library (every call this module makes:
+jobs.insert for queries and the script, multipart load uploads, getQueryResults, jobs.get after a
+409, tables.insert/delete, datasets.insert) against a loopback HTTP server that records the REST
+requests and answers with minimal canned resources, and asserts on what is sent: query text,
+``parameterMode``, parameter types and values, load configurations, schemas, job ids, the uploaded
+Parquet/CSV bytes, the script, staging-table creation, expiration and deletion. Only
+:meth:`BigQueryWarehouse.from_settings` is tested by replacing ``bigquery.Client`` (a real one would
+look for Application Default Credentials). The pure builders (:func:`query_job_config`,
+:func:`load_job_config`, :func:`load_frame`, :func:`merge_script`, :func:`prefix_parameters`,
+:func:`arrow_to_frame`) are also tested directly. Result frames are compared with DuckDB's for the
+same values; the canned REST responses follow the documented shapes but are written by hand.
+
+Nothing checks that BigQuery accepts these requests or computes what DuckDB computes. Unverified in
 particular: the SQL files' behaviour on BigQuery (they parse with sqlglot's BigQuery dialect,
 nothing more); CSV loads into JSON columns; parameters inside multi-statement transactions;
-``INTERVAL @n DAY``; the staging tables' expiration; concurrent MERGE transactions on one table
-(BigQuery aborts one of them: it surfaces as :class:`WarehouseError`, and the event is redelivered);
-load-job and DML quotas under the event rate; IAM (the runtime identity needs
-``bigquery.jobs.create`` and ``bigquery.tables.create/updateData/delete`` on the dataset).
+``INTERVAL @n DAY``; the staging tables' expiration; the Storage Read API path of large results
+(``google-cloud-bigquery-storage`` is not installed: reads go through REST pages, slow for the
+training frame); concurrent MERGE transactions on one table (BigQuery aborts one of them: it
+surfaces as :class:`WarehouseError`, and the event is redelivered); load-job and DML quotas under
+the event rate; IAM (the runtime identity needs ``bigquery.jobs.create`` and
+``bigquery.tables.create/getData/updateData/delete`` on the dataset).
 """
 
 from __future__ import annotations
