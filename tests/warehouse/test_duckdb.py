@@ -129,8 +129,11 @@ def test_every_sql_file_runs_on_duckdb(wh: DuckDBWarehouse) -> None:
         "training_frame": {"end_date": date(2016, 1, 10), "history_days": 30},
     }
     dml = {"mark_alerts_sent": {"message_id": "<m@x>", "sent_at": NOW, "alert_keys": ["a", "b"]}}
+    # monitoring_*.sql are exercised on DuckDB by tests/monitoring; every other query needs a case here
     files = sorted(
-        p.name[:-4] for p in resources.files("salesloop.sql").iterdir() if p.name.endswith(".sql")
+        p.name[:-4]
+        for p in resources.files("salesloop.sql").iterdir()
+        if p.name.endswith(".sql") and not p.name.startswith("monitoring_")
     )
     assert set(files) == set(params) | set(dml), "every query needs a test here"
     for name, p in params.items():
