@@ -53,6 +53,7 @@ class ArtifactRegistry(Construct):
             labels=ctx.labels("registry"),
             depends_on=ctx.kms_grants or None,
         )
+        ctx.accept_no_cmek(repo, "CKV_GCP_84")
         return named(repo, f"registry_{key}")
 
     def docker_host(self, ctx: StackContext) -> str:

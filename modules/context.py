@@ -69,6 +69,22 @@ class StackContext:
     def deletion_protection(self) -> bool:
         return self.infra.deletion_protection
 
+    def accept_no_cmek(self, resource: TerraformResource, *check_ids: str) -> None:
+        if self.infra.cmek is None:
+            for check_id in check_ids:
+                checkov_skip(resource, check_id, NO_CMEK)
+
+    def accept_unprotected(self, resource: TerraformResource, *check_ids: str) -> None:
+        if not self.infra.deletion_protection:
+            for check_id in check_ids:
+                checkov_skip(resource, check_id, UNPROTECTED)
+
+
+# Reasons for findings that an environment's configuration accepts on purpose (dev): recorded on
+# the resource only when the setting is off, so prod, where it is on, must pass the check itself.
+NO_CMEK = "no CMEK configured for this environment (infra.cmek): Google-managed encryption keys"
+UNPROTECTED = "deletion protection is off for this environment (infra.deletion_protection)"
+
 
 def named(resource: R, logical_id: str) -> R:
     """Give a resource a stable, readable Terraform address."""

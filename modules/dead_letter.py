@@ -39,6 +39,7 @@ class DeadLetter(Construct):
             ),
             "dead_letter_topic",
         )
+        ctx.accept_no_cmek(self.topic, "CKV_GCP_83")
         self.hold = named(
             PubsubSubscription(
                 self,

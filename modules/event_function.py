@@ -28,17 +28,12 @@ from constructs import Construct
 from modules.context import StackContext, named
 from modules.function_archive import FunctionArchive, build_archive
 from modules.storage import private_bucket
+from salesloop.secrets import env_var_name
 
 FUNCTION_NAME = "on-sale"
 ENTRY_POINT = "on_sale"
 EVENT_TYPE = "google.cloud.audit.log.v1.written"
 INSERT_JOB = "google.cloud.bigquery.v2.JobService.InsertJob"
-
-
-def secret_env_var(secret_name: str) -> str:
-    """The environment variable a Secret Manager secret is exposed as (``smtp-password`` →
-    ``SMTP_PASSWORD``); the runtime's environment secret store reads the same name."""
-    return secret_name.upper().replace("-", "_").replace(".", "_")
 
 
 class EventFunction(Construct):
@@ -86,7 +81,8 @@ class EventFunction(Construct):
             ),
             "function_source_object",
         )
-        secret_env = secret_env_var(ctx.settings.smtp.secret_name)
+        # The name the runtime's environment secret store reads (SALESLOOP_SECRET_SMTP_PASSWORD).
+        secret_env = env_var_name(ctx.settings.smtp.secret_name)
         self.function = named(
             Cloudfunctions2Function(
                 self,

@@ -41,6 +41,7 @@ class Warehouse(Construct):
             ),
             "warehouse_dataset",
         )
+        ctx.accept_no_cmek(self.dataset, "CKV_GCP_81")
         self.tables: dict[str, BigqueryTable] = {}
         for logical, table in TABLES.items():
             self.tables[logical] = self._table(ctx, logical, table, key)
@@ -62,6 +63,8 @@ class Warehouse(Construct):
             encryption_configuration={"kms_key_name": key} if key else None,
             labels=ctx.labels("warehouse"),
         )
+        ctx.accept_no_cmek(resource, "CKV_GCP_80")
+        ctx.accept_unprotected(resource, "CKV_GCP_121")
         return named(resource, table_logical_id(logical))
 
     def table_resource_name(self, ctx: StackContext, logical: str) -> str:
