@@ -185,7 +185,7 @@ def _cell(value: Any) -> str:
     return "`" + text.replace("|", "\\|").replace("`", "'").replace("\n", " ") + "`"
 
 
-def _attribute_table(rows: Iterator[tuple[str, str, str]], header: tuple[str, ...]) -> list[str]:
+def _attribute_table(rows: Iterator[tuple[str, ...]], header: tuple[str, ...]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
