@@ -9,6 +9,9 @@
 --   mase     = mean over series of  MEAN|y - yhat| / scale,  scale = mean |y_t - y_{t-@season_days}|
 --              over the series' actuals in the @scale_days before its first evaluated origin (no
 --              peeking, as in salesloop.model.metrics); series with scale 0 or none are left out.
+--   scaled_bias = mean over series of MEAN(yhat - y) / scale: signed, defined where bias is not
+--              (a closed store has SUM(y) = 0), ≈ +1 when the forecast runs one typical
+--              seasonal change above the actuals.
 WITH fc AS (
   SELECT series_id, store_id, cat_id, forecast_origin, target_date, yhat, lo_80, hi_80, lo_95, hi_95
   FROM {{ forecasts }}
@@ -46,7 +49,10 @@ joined AS (
   FROM fc JOIN actuals AS a ON a.series_id = fc.series_id AND a.date = fc.target_date
 ),
 per_series AS (
-  SELECT j.series_id, j.store_id, j.cat_id, SAFE_DIVIDE(AVG(ABS(j.y - j.yhat)), MAX(sc.mae_scale)) AS mase
+  SELECT
+    j.series_id, j.store_id, j.cat_id,
+    SAFE_DIVIDE(AVG(ABS(j.y - j.yhat)), MAX(sc.mae_scale)) AS mase,
+    SAFE_DIVIDE(AVG(j.yhat - j.y), MAX(sc.mae_scale)) AS scaled_bias
   FROM joined AS j JOIN scale AS sc ON sc.series_id = j.series_id
   WHERE sc.mae_scale > 0
   GROUP BY j.series_id, j.store_id, j.cat_id
@@ -57,9 +63,9 @@ scoped_rows AS (
   UNION ALL SELECT CONCAT('store:', j.store_id) AS scope, j.* FROM joined AS j
 ),
 scoped_series AS (
-  SELECT 'overall' AS scope, p.mase FROM per_series AS p
-  UNION ALL SELECT CONCAT('cat:', p.cat_id) AS scope, p.mase FROM per_series AS p
-  UNION ALL SELECT CONCAT('store:', p.store_id) AS scope, p.mase FROM per_series AS p
+  SELECT 'overall' AS scope, p.mase, p.scaled_bias FROM per_series AS p
+  UNION ALL SELECT CONCAT('cat:', p.cat_id) AS scope, p.mase, p.scaled_bias FROM per_series AS p
+  UNION ALL SELECT CONCAT('store:', p.store_id) AS scope, p.mase, p.scaled_bias FROM per_series AS p
 ),
 row_metrics AS (
   SELECT
@@ -75,11 +81,12 @@ row_metrics AS (
   GROUP BY scope
 ),
 series_metrics AS (
-  SELECT scope, AVG(mase) AS mase, COUNT(*) AS n_series_mase FROM scoped_series GROUP BY scope
+  SELECT scope, AVG(mase) AS mase, AVG(scaled_bias) AS scaled_bias, COUNT(*) AS n_series_mase
+  FROM scoped_series GROUP BY scope
 )
 SELECT
   r.scope, r.n_forecasts, r.n_series, r.actual_units, r.wape, r.bias, r.coverage_80, r.coverage_95,
-  m.mase, COALESCE(m.n_series_mase, 0) AS n_series_mase
+  m.mase, m.scaled_bias, COALESCE(m.n_series_mase, 0) AS n_series_mase
 FROM row_metrics AS r
 LEFT JOIN series_metrics AS m ON m.scope = r.scope
 ORDER BY r.scope

@@ -84,6 +84,11 @@ def _expected(sales: pd.DataFrame, fc: pd.DataFrame, season: int, scale_days: in
             for sid, g in part.groupby("series_id")
             if scales[sid] > 0
         ]
+        signed = [
+            (g["yhat"] - g["units"]).mean() / scales[sid]
+            for sid, g in part.groupby("series_id")
+            if scales[sid] > 0
+        ]
         rows.append(
             {
                 "scope": scope,
@@ -93,6 +98,7 @@ def _expected(sales: pd.DataFrame, fc: pd.DataFrame, season: int, scale_days: in
                 "coverage_80": ((y >= part["lo_80"]) & (y <= part["hi_80"])).mean(),
                 "coverage_95": ((y >= part["lo_95"]) & (y <= part["hi_95"])).mean(),
                 "mase": np.mean(per) if per else np.nan,
+                "scaled_bias": np.mean(signed) if signed else np.nan,
                 "n_series_mase": len(per),
             }
         )
@@ -120,7 +126,7 @@ def test_accuracy_matches_pandas(wh: DuckDBWarehouse, scale_days: int) -> None:
     )
     for col in ("n_forecasts", "n_series_mase"):
         assert got[col].astype(int).tolist() == want[col].tolist(), col
-    for col in ("wape", "bias", "coverage_80", "coverage_95", "mase"):
+    for col in ("wape", "bias", "coverage_80", "coverage_95", "mase", "scaled_bias"):
         np.testing.assert_allclose(
             got[col].astype(float), want[col].astype(float), rtol=1e-9, err_msg=col
         )
