@@ -80,6 +80,7 @@ STATS_COLUMNS: Final = (
     "baseline",
     "drop_pct",
     "ly_available",
+    "ly_n_series",
     "ly_baseline",
     "ly_forecast",
     "ly_hi",
@@ -213,6 +214,7 @@ def _series_stats(f: pd.DataFrame, h: pd.DataFrame) -> pd.DataFrame:
     s["ly_forecast"] = s["forecast"].where(s["ly_available"])
     s["ly_hi"] = s["hi"].where(s["ly_available"])
     s["n_series"] = 1
+    s["ly_n_series"] = s["ly_available"].astype("int64")
     s["scope"] = SCOPE_SERIES
     s["subject_id"] = s["series_id"]
     return s
@@ -240,19 +242,19 @@ def _aggregate_stats(s: pd.DataFrame) -> pd.DataFrame:
             g["week_end"].max(),
             g["n_days"].max(),
             g.size().rename("n_series"),
-            g["ly_available"].sum().rename("ly_series"),
+            g["ly_available"].sum().rename("ly_n_series"),
         ],
         axis=1,
     ).reset_index()
     a = a.loc[a["n_series"] >= 2].copy()
     a.loc[a["bound_missing"], ["lo", "hi"]] = np.nan
-    a["ly_available"] = a["ly_series"] > 0
+    a["ly_available"] = a["ly_n_series"] > 0
     for col in ("ly_baseline", "ly_forecast", "ly_hi"):
         a[col] = a[col].where(a["ly_available"])
     a.loc[a["ly_hi_missing"], "ly_hi"] = np.nan
     a["scope"] = SCOPE_STORE_CATEGORY
     a["subject_id"] = a["store_id"].astype(str) + "/" + a["cat_id"].astype(str)
-    return a.drop(columns=["bound_missing", "ly_series", "ly_hi_missing"])
+    return a.drop(columns=["bound_missing", "ly_hi_missing"])
 
 
 def _drop(forecast: pd.Series, baseline: pd.Series) -> pd.Series:
@@ -285,6 +287,7 @@ def subject_stats(
     )
     stats["ly_available"] = stats["ly_available"].astype(bool)
     stats["n_series"] = stats["n_series"].astype("int64")
+    stats["ly_n_series"] = stats["ly_n_series"].astype("int64")
     stats["n_days"] = stats["n_days"].astype("int64")
     return (
         stats[list(STATS_COLUMNS)]
