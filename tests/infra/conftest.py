@@ -30,6 +30,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.infra)
+            # Under pytest-xdist (--dist loadgroup) all infra tests share one worker, so the
+            # session fixtures synthesize once, not once per worker.
+            item.add_marker(pytest.mark.xdist_group("infra"))
 
 
 @pytest.fixture(scope="session")
