@@ -186,7 +186,11 @@ def _to_date(col: pd.Series) -> tuple[NDArray[np.datetime64], NDArray[np.bool_],
         if getattr(dt.dt, "tz", None) is not None:
             dt = dt.dt.tz_localize(None)  # the calendar date as written, not converted to UTC
         missing = dt.isna().to_numpy(dtype=bool)
-        return dt.dt.normalize().to_numpy(dtype="datetime64[ns]"), missing, text
+        # Parquet dates arrive as datetime64[ms]; keep what fits datetime64[ns], the rest is bad.
+        days = dt.to_numpy().astype("datetime64[D]")
+        fits = (days >= np.datetime64("1678-01-01")) & (days <= np.datetime64("2261-12-31"))
+        dates = np.where(fits, days, np.datetime64("NaT")).astype("datetime64[ns]")
+        return dates, missing, text
     missing = _missing(text)
     parts = pc.extract_regex(text, _DATE_RE)
     matched = _bools(pc.is_valid(parts))

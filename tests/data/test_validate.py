@@ -417,7 +417,7 @@ def test_typed_inputs_parquet_like() -> None:
         {
             "store_id": pd.Categorical(["CA_1", "CA_2", "CA_3"]),
             "item_id": ["FOODS_3_090"] * 3,
-            "date": pd.to_datetime(["2016-01-01 13:00", "2016-01-02 00:00", None]),
+            "date": pd.to_datetime(pd.Series(["2016-01-01 13:00", "2016-01-02 00:00", None])),
             "units": pd.array([1, 2, 3], dtype="Int64"),
             "sell_price": [1.0, np.nan, 2.0],
             "snap": [True, False, True],
@@ -428,6 +428,16 @@ def test_typed_inputs_parquet_like() -> None:
     assert result.good["snap"].tolist() == [True, False]
     assert result.rejected["reason"].tolist() == ["missing_key: date missing"]
     assert json.loads(result.rejected["raw"][0])["date"] is None
+
+
+def test_millisecond_dates_from_parquet_including_out_of_range() -> None:
+    dates = np.array(["2016-01-01T10:00", "1000-01-01", "NaT"], dtype="datetime64[ms]")
+    raw = pd.DataFrame(
+        {"store_id": "CA_1", "item_id": "FOODS_3_090", "date": dates, "units": [1, 2, 3]}
+    )
+    result = run(raw)
+    assert result.good["date"].tolist() == [pd.Timestamp("2016-01-01")]
+    assert [r.split(":")[0] for r in result.rejected["reason"]] == ["bad_date", "missing_key"]
 
 
 def test_integral_float_ids_match_csv_ids() -> None:
