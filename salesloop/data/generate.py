@@ -575,7 +575,9 @@ def _block(seed: int, block: int, n_series: int, cal: Calendar, shocks: Sequence
     """Generate series ``block*BLOCK_SERIES ..`` (at most ``n_series`` of them) for all days."""
     p = _params(seed)
     first = block * BLOCK_SERIES
-    gidx = np.arange(first, first + BLOCK_SERIES)  # full block: draws never depend on n_series
+    # Always a full block, so the draws never depend on n_series; the last block of the M5
+    # hierarchy (30,490 = 121.96 blocks) pads with copies of the last series, dropped below.
+    gidx = np.minimum(np.arange(first, first + BLOCK_SERIES), M5_SERIES - 1)
     item, store = gidx // N_STORES, gidx % N_STORES
     n_days, b = cal.n_days, BLOCK_SERIES
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xB10C, block]))

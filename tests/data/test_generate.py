@@ -131,6 +131,16 @@ def test_columns_types_and_hierarchy(sample: pd.DataFrame) -> None:
     assert share["HOBBIES"] == pytest.approx(565 / 3049, abs=0.02)
 
 
+def test_full_m5_hierarchy() -> None:
+    df = generate_frame(30_490, 2)
+    assert len(df) == 60_980
+    series = df.drop_duplicates(["store_id", "item_id"])
+    assert len(series) == 30_490 and series["item_id"].nunique() == 3_049
+    assert series.groupby("store_id").size().eq(3_049).all()
+    items = series.drop_duplicates("item_id")["dept_id"].value_counts().to_dict()
+    assert items == {d: n for d, _, n in DEPARTMENTS}
+
+
 def test_small_selection_keeps_all_stores_and_categories() -> None:
     df = generate_frame(30, 10)
     assert set(df["store_id"]) == set(STORES)
