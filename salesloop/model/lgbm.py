@@ -1,0 +1,434 @@
+"""The default model: one global LightGBM over all series, recursive over the horizon (mlforecast).
+
+Features (daily defaults, derived from the season length for other frequencies):
+
+* target lags 1, 7, 14, 28; rolling mean 7/28 of lag 1 and of lag 7, rolling std 28 of lag 7, and
+  the mean of the same weekday over the last four weeks (seasonal rolling mean);
+* calendar: day of week, month, day of month;
+* price: the shelf price and the price relative to its own 28-day trailing mean (promotions);
+* SNAP day and calendar-event flags; the static ids (store, item, dept, category, state) as
+  LightGBM categoricals.
+
+No expanding-window feature: the server only receives the last ``min_history`` periods of a series,
+so an expanding mean would be computed on a different window at training and at serving time
+(train/serve skew). Every feature here is exact given ``min_history`` periods.
+
+Tweedie objective: the right loss for non-negative, intermittent counts (and the M5 winners'
+choice); it keeps predictions positive. Determinism: fixed seed, ``deterministic=True``,
+column-wise histograms, a fixed thread count (1 by default, see the params).
+
+Intervals: see :mod:`salesloop.model.conformal`.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import joblib
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from mlforecast import MLForecast
+from mlforecast.lag_transforms import RollingMean, RollingStd, SeasonalRollingMean
+from pydantic import BaseModel, ConfigDict, Field
+
+from salesloop.model.base import (
+    ModelMetadata,
+    finalize_forecast,
+    library_versions,
+    register_kind,
+    sha256_file,
+    verify_artifact,
+)
+from salesloop.model.conformal import MondrianConformal
+from salesloop.model.frame import (
+    EXOG_COLUMNS,
+    ID_COL,
+    STATIC_COLUMNS,
+    TARGET_COL,
+    TIME_COL,
+    future_frame,
+    grouped_rolling_mean,
+    last_n_mean,
+    pandas_freq,
+    require_columns,
+)
+
+# mlforecast warns on every recursive step when a feature is null (a price before launch is null
+# by design); in a threaded server the per-call `catch_warnings` alternative is not thread-safe.
+warnings.filterwarnings("ignore", message="Found null values in", category=UserWarning)
+
+MODEL_FILE = "model.joblib"
+_MODEL_NAME = "lgbm"
+_DYNAMIC = ("sell_price", "price_rel", "snap", "event")
+
+
+def _default_lgbm_params() -> dict[str, Any]:
+    return {
+        "objective": "tweedie",
+        "tweedie_variance_power": 1.1,
+        "n_estimators": 200,
+        "learning_rate": 0.08,
+        "num_leaves": 31,
+        "min_child_samples": 50,
+        "max_bin": 63,
+        "subsample": 0.8,
+        "subsample_freq": 1,
+        "colsample_bytree": 0.8,
+        "seed": 0,
+        # One thread: LightGBM's OpenMP threads busy-wait, and on a 2-core machine shared with
+        # the server, the function and other jobs, 2 threads measured 7-10x *slower* than 1.
+        "n_jobs": 1,
+        "deterministic": True,
+        "force_col_wise": True,
+        "verbose": -1,
+    }
+
+
+def week_of_year(dates: pd.DatetimeIndex) -> np.ndarray:
+    """ISO week: the yearly position of a weekly period (module-level so the model pickles)."""
+    return pd.DatetimeIndex(dates).isocalendar().week.to_numpy(dtype=np.int64)
+
+
+class LightGBMConfig(BaseModel):
+    """Everything that defines the model besides the data; stored in ``metadata.params``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    freq: str = "D"
+    season_length: int = Field(default=7, ge=1)
+    horizon: int = Field(default=7, ge=1)
+    levels: tuple[int, ...] = (80, 95)
+    lags: tuple[int, ...] = (1, 7, 14, 28)
+    rolling_windows: tuple[int, ...] = (7, 28)
+    std_window: int = 28
+    seasonal_windows: int = 4
+    date_features: tuple[str, ...] = ("dayofweek", "month", "day")
+    price_window: int = 28
+    level_window: int = 28
+    calibration_windows: int = Field(default=4, ge=2)
+    min_per_bin: int = Field(default=150, ge=10)
+    max_bins: int = Field(default=8, ge=1)
+    static_features: tuple[str, ...] = STATIC_COLUMNS
+    lgbm: dict[str, Any] = Field(default_factory=_default_lgbm_params)
+    # Prediction parallelism comes from concurrent requests; OpenMP threads inside each
+    # small predict call only contend with them.
+    predict_threads: int = Field(default=1, ge=1)
+
+    @classmethod
+    def for_frequency(
+        cls,
+        freq: str = "D",
+        season_length: int = 7,
+        horizon: int = 7,
+        levels: Sequence[int] = (80, 95),
+        **overrides: Any,
+    ) -> LightGBMConfig:
+        """Daily defaults as documented above; weekly/monthly use short lags plus one season."""
+        base: dict[str, Any] = {
+            "freq": freq,
+            "season_length": season_length,
+            "horizon": horizon,
+            "levels": tuple(sorted(levels)),
+        }
+        s = season_length
+        if freq != "D":
+            base.update(
+                lags=tuple(sorted({1, 2, 4, *([s] if s > 1 else [])})),
+                rolling_windows=(4, 13) if s >= 13 else (2, max(s, 3)),
+                std_window=max(4, min(s, 13)),
+                seasonal_windows=2,
+                date_features=("month", "week_of_year") if freq.startswith("W") else ("month",),
+                price_window=4,
+                level_window=max(4, min(s, 13)),
+            )
+        elif s != 7:
+            base.update(lags=(1, s, 2 * s, 4 * s), rolling_windows=(s, 4 * s), std_window=4 * s)
+        base.update(overrides)
+        return cls(**base)
+
+    def lag_transforms(self) -> dict[int, list[Any]]:
+        s = self.season_length
+        short: list[Any] = [RollingMean(window_size=w) for w in self.rolling_windows]
+        if s > 1 and self.seasonal_windows > 1:
+            short.append(SeasonalRollingMean(season_length=s, window_size=self.seasonal_windows))
+        seasonal_lag = s if s > 1 else 1
+        long: list[Any] = [RollingMean(window_size=w) for w in self.rolling_windows]
+        long.append(RollingStd(window_size=self.std_window))
+        if seasonal_lag == 1:
+            return {1: short + long[-1:]}
+        return {1: short, seasonal_lag: long}
+
+    def min_history(self) -> int:
+        """Periods of history that make every feature of the first forecast step exact."""
+        s = self.season_length
+        seasonal_lag = s if s > 1 else 1
+        needs = [max(self.lags), self.price_window, self.level_window]
+        needs += [w for w in self.rolling_windows]  # lag 1: 1 + w - 1
+        needs += [seasonal_lag + w - 1 for w in self.rolling_windows]
+        needs.append(seasonal_lag + self.std_window - 1)
+        if s > 1 and self.seasonal_windows > 1:
+            needs.append(1 + s * (self.seasonal_windows - 1))
+        return int(max(needs))
+
+    def date_feature_objects(self) -> list[Any]:
+        named = {"week_of_year": week_of_year}
+        return [named.get(f, f) for f in self.date_features]
+
+
+@register_kind("lightgbm")
+class LightGBMForecaster:
+    """Global LightGBM via mlforecast with Mondrian conformal intervals."""
+
+    kind: ClassVar[str] = "lightgbm"
+
+    def __init__(self, config: LightGBMConfig | None = None, **overrides: Any) -> None:
+        self.config = config or LightGBMConfig.for_frequency(**overrides)
+        self.metadata = ModelMetadata(
+            model_kind=self.kind,
+            freq=self.config.freq,
+            season_length=self.config.season_length,
+            horizon=self.config.horizon,
+            levels=list(self.config.levels),
+            min_history=self.config.min_history(),
+            params=self.config.model_dump(mode="json"),
+        )
+        self._mlf: MLForecast | None = None
+        self._calibrator: MondrianConformal | None = None
+        self._freq: str = pandas_freq(self.config.freq)
+        # Rolling-origin forecasts of the calibration run (unique_id, ds, cutoff, y, yhat): the
+        # training command turns them into holdout metrics; not part of the saved artifact.
+        self.backtest_: pd.DataFrame | None = None
+
+    # -- training ----------------------------------------------------------------------------
+    def _new_mlforecast(self) -> MLForecast:
+        return MLForecast(
+            models={_MODEL_NAME: lgb.LGBMRegressor(**self.config.lgbm)},
+            freq=self._freq,
+            lags=list(self.config.lags),
+            lag_transforms=self.config.lag_transforms(),
+            date_features=self.config.date_feature_objects(),
+            num_threads=1,
+        )
+
+    def _prepare(self, frame: pd.DataFrame, *, with_target: bool = True) -> pd.DataFrame:
+        cols = [
+            ID_COL,
+            TIME_COL,
+            *([TARGET_COL] if with_target else []),
+            *STATIC_COLUMNS,
+            *EXOG_COLUMNS,
+        ]
+        require_columns(frame, cols, "frame")
+        df = frame[cols].sort_values([ID_COL, TIME_COL], kind="stable").reset_index(drop=True)
+        if df[TIME_COL].dtype != "datetime64[ns]":
+            df[TIME_COL] = pd.to_datetime(df[TIME_COL]).astype("datetime64[ns]")
+        for col in STATIC_COLUMNS:
+            if not isinstance(df[col].dtype, pd.CategoricalDtype):
+                df[col] = df[col].astype(str).astype("category")
+        for col in EXOG_COLUMNS:
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+        df["snap"] = df["snap"].fillna(0.0)
+        df["event"] = df["event"].fillna(0.0)
+        if with_target:
+            df[TARGET_COL] = df[TARGET_COL].astype(float).fillna(0.0)
+        return df
+
+    def _add_price_rel(self, df: pd.DataFrame) -> pd.DataFrame:
+        ids = df[ID_COL].to_numpy()
+        price = df["sell_price"].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            df["price_rel"] = price / grouped_rolling_mean(price, ids, self.config.price_window)
+        return df
+
+    def fit(self, train: pd.DataFrame) -> Self:
+        cfg = self.config
+        df = self._add_price_rel(self._prepare(train))
+        df = df[[ID_COL, TIME_COL, TARGET_COL, *cfg.static_features, *_DYNAMIC]]
+        if self._freq.startswith("W"):
+            self._freq = pandas_freq("W", df[TIME_COL].iloc[0])
+        statics = list(cfg.static_features)
+        mlf = self._new_mlforecast()
+        try:
+            cv = mlf.cross_validation(
+                df,
+                n_windows=cfg.calibration_windows,
+                h=cfg.horizon,
+                refit=False,
+                static_features=statics,
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"training frame too short for {cfg.calibration_windows} calibration windows of "
+                f"{cfg.horizon} periods after {cfg.min_history()} periods of features: {exc}"
+            ) from exc
+        cv = cv.rename(columns={_MODEL_NAME: "yhat"})
+        self._calibrator = self._calibrate(df, cv)
+        self.backtest_ = cv.assign(yhat=cv["yhat"].clip(lower=0.0))
+        mlf.fit(df, static_features=statics)
+        estimator = mlf.models_[_MODEL_NAME]
+        assert isinstance(estimator, lgb.LGBMRegressor)
+        estimator.set_params(n_jobs=cfg.predict_threads)
+        self._mlf = mlf
+        inferred = mlf.ts.keep_last_n or 0
+        self.metadata = self.metadata.model_copy(
+            update={
+                "train_start": df[TIME_COL].min().date(),
+                "train_end": df[TIME_COL].max().date(),
+                "n_series": int(df[ID_COL].nunique()),
+                "n_rows": len(df),
+                "freq": self._freq,
+                "min_history": max(cfg.min_history(), int(inferred)),
+                "features": list(mlf.ts.features_order_),
+                "static_features": statics,
+                "exogenous": list(_DYNAMIC),
+                "calibration": {
+                    **self._calibrator.describe(),
+                    "source": "mlforecast.cross_validation(refit=False)",
+                    "n_windows": cfg.calibration_windows,
+                    "h": cfg.horizon,
+                },
+                "library_versions": library_versions(),
+            }
+        )
+        return self
+
+    def _calibrate(self, df: pd.DataFrame, cv: pd.DataFrame) -> MondrianConformal:
+        h = self.config.horizon
+        cv = cv.sort_values([ID_COL, "cutoff", TIME_COL], kind="stable")
+        cv["step"] = cv.groupby([ID_COL, "cutoff"], observed=True).cumcount()
+        resid = (
+            cv.assign(r=cv[TARGET_COL] - cv["yhat"].clip(lower=0.0))
+            .pivot_table(index=[ID_COL, "cutoff"], columns="step", values="r", observed=True)
+            .dropna()
+        )
+        resid = resid[[c for c in resid.columns if int(c) < h]]
+        level_parts = []
+        for cutoff in resid.index.get_level_values("cutoff").unique():
+            upto = df[df[TIME_COL] <= cutoff]
+            ids = upto[ID_COL].to_numpy()
+            if len(ids) == 0:
+                continue
+            lv = last_n_mean(upto[TARGET_COL].to_numpy(dtype=float), ids, self.config.level_window)
+            starts = np.concatenate([[0], np.flatnonzero(ids[1:] != ids[:-1]) + 1])
+            level_parts.append(
+                pd.Series(
+                    lv, index=pd.MultiIndex.from_arrays([ids[starts], np.repeat(cutoff, len(lv))])
+                )
+            )
+        levels = pd.concat(level_parts).reindex(resid.index).to_numpy()
+        return MondrianConformal.fit(
+            levels,
+            resid.to_numpy(),
+            min_per_bin=self.config.min_per_bin,
+            max_bins=self.config.max_bins,
+        )
+
+    # -- prediction --------------------------------------------------------------------------
+    def predict(
+        self,
+        history: pd.DataFrame,
+        horizon: int | None = None,
+        levels: Sequence[int] | None = None,
+        future: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        if self._mlf is None or self._calibrator is None:
+            raise RuntimeError("model is not fitted")
+        h = int(horizon or self.config.horizon)
+        if not 1 <= h <= self.config.horizon:
+            raise ValueError(f"horizon must be 1..{self.config.horizon} (the calibrated horizon)")
+        lv = [int(x) for x in (levels if levels is not None else self.config.levels)]
+        if any(not 0 < x < 100 for x in lv):
+            raise ValueError("interval levels must be in (0, 100)")
+        hist = self._prepare(history)
+        if hist.empty:
+            raise ValueError("empty history")
+        fut = future_frame(hist, h, self._freq, future)
+        fut = self._future_price_rel(hist, fut)
+        # mlforecast rebuilds its feature list from new_df, so new_df carries the dynamic columns
+        # too (their history values are never used: the horizon's come from X_df).
+        new_df = self._add_price_rel(hist)[
+            [ID_COL, TIME_COL, TARGET_COL, *self.config.static_features, *_DYNAMIC]
+        ]
+        # A shallow copy per call: mlforecast's predict(new_df=...) rebinds ``self.ts`` on the
+        # object it is called on, and the server predicts from many threads on one model.
+        mlf = copy.copy(self._mlf)
+        raw = mlf.predict(h, new_df=new_df, X_df=fut[[ID_COL, TIME_COL, *_DYNAMIC]])
+        uids = raw[ID_COL].to_numpy()[::h]
+        yhat = raw[_MODEL_NAME].to_numpy(dtype=float).reshape(-1, h)
+        ids = hist[ID_COL].to_numpy()
+        level_by_id = pd.Series(
+            last_n_mean(hist[TARGET_COL].to_numpy(dtype=float), ids, self.config.level_window),
+            index=ids[np.concatenate([[0], np.flatnonzero(ids[1:] != ids[:-1]) + 1])],
+        )
+        recent = level_by_id.reindex(uids).to_numpy()
+        yhat = np.maximum(yhat, 0.0)
+        bounds = self._calibrator.intervals(yhat, recent, lv)
+        return finalize_forecast(
+            raw[ID_COL].to_numpy(),
+            raw[TIME_COL].to_numpy(),
+            yhat.ravel(),
+            {k: (lo.ravel(), hi.ravel()) for k, (lo, hi) in bounds.items()},
+        )
+
+    def _future_price_rel(self, hist: pd.DataFrame, fut: pd.DataFrame) -> pd.DataFrame:
+        """price_rel of the horizon: the same trailing mean as in training, over history+future."""
+        tail = hist[[ID_COL, TIME_COL, "sell_price"]].assign(_f=0)
+        both = pd.concat(
+            [tail, fut[[ID_COL, TIME_COL, "sell_price"]].assign(_f=1)], ignore_index=True
+        )
+        both = both.sort_values([ID_COL, TIME_COL], kind="stable")
+        price = both["sell_price"].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = price / grouped_rolling_mean(
+                price, both[ID_COL].to_numpy(), self.config.price_window
+            )
+        both["price_rel"] = rel
+        rel_future = both[both["_f"] == 1].set_index([ID_COL, TIME_COL])["price_rel"]
+        fut = fut.copy()
+        fut["price_rel"] = rel_future.reindex(
+            pd.MultiIndex.from_frame(fut[[ID_COL, TIME_COL]])
+        ).to_numpy()
+        return fut
+
+    # -- artifact ----------------------------------------------------------------------------
+    def save(self, directory: Path) -> Path:
+        if self._mlf is None or self._calibrator is None:
+            raise RuntimeError("model is not fitted")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / MODEL_FILE
+        joblib.dump(
+            {
+                "format": 1,
+                "config": self.config.model_dump(mode="json"),
+                "freq": self._freq,
+                "mlforecast": self._mlf,
+                "calibrator": self._calibrator,
+            },
+            path,
+        )
+        self.metadata = self.metadata.model_copy(
+            update={"artifact_files": {MODEL_FILE: sha256_file(path)}}
+        )
+        self.metadata.write(directory)
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        directory = Path(directory)
+        meta = ModelMetadata.read(directory)
+        verify_artifact(directory, meta)
+        payload = joblib.load(directory / MODEL_FILE)
+        if payload.get("format") != 1:
+            raise ValueError(f"{directory}: unsupported artifact format {payload.get('format')!r}")
+        model = cls(LightGBMConfig.model_validate(payload["config"]))
+        model._mlf = payload["mlforecast"]
+        model._calibrator = payload["calibrator"]
+        model._freq = payload["freq"]
+        model.metadata = meta
+        return model
