@@ -29,9 +29,13 @@ def to_png(fig: Figure, dpi: int = 100) -> bytes:
 
 
 def to_svg(fig: Figure) -> str:
-    """Inline SVG without the XML prolog (it is embedded in an HTML page)."""
+    """Inline SVG without the XML prolog (it is embedded in an HTML page). Text stays text
+    (``svg.fonttype: none``): smaller, searchable, and no glyph ids shared between charts."""
+    import matplotlib
+
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight")
     text = buf.getvalue()
     return text[text.index("<svg") :]
 
@@ -118,7 +122,7 @@ def metric_over_time(
             ax.axhline(float(t.iloc[-1]), color=line.get_color(), linestyle="--", linewidth=1)
         bad = g[g["breached"].astype(bool)]
         if not bad.empty:
-            ax.scatter(bad["computed_at"], bad["value"], color=BREACH, zorder=3, s=40)
+            ax.scatter(bad["computed_at"], bad["value"], color="black", marker="x", zorder=3, s=50)
     ax.set_title(title or f"{', '.join(metrics)} ({scope}) per monitoring run")
     ax.legend(loc="best", fontsize=8)
     fig.autofmt_xdate()

@@ -597,11 +597,7 @@ def _record_outcome(warehouse: Warehouse, result: MonitorResult, now: datetime) 
                             "train_start": None,
                             "train_end": None,
                             "metrics": json.dumps(dict(o.metrics), default=str),
-                            "reason": (
-                                f"retrained by monitoring run {result.run_id}: "
-                                + "; ".join(result.reasons)
-                                + (f" | {o.reason}" if o.reason else "")
-                            )[:2000],
+                            "reason": _retrain_reason(result, o)[:2000],
                             "created_at": now,
                         }
                     ]
@@ -613,6 +609,13 @@ def _record_outcome(warehouse: Warehouse, result: MonitorResult, now: datetime) 
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _retrain_reason(result: MonitorResult, outcome: RetrainOutcome) -> str:
+    shown = "; ".join(result.reasons[:3])
+    more = f" (+{len(result.reasons) - 3} more)" if len(result.reasons) > 3 else ""
+    tail = f" | pipeline: {outcome.reason}" if outcome.reason else ""
+    return f"retrained by monitoring run {result.run_id}: {shown}{more}{tail}"
+
+
 def _fmt(x: float) -> str:
     return f"{x:.4g}" if abs(x) < 1000 else f"{x:,.0f}"
 
