@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 import pandas as pd
+import structlog
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from salesloop.alerts import SCOPE_STORE_CATEGORY, subject_stats
@@ -161,16 +162,40 @@ def _chart(row: pd.Series, history: pd.DataFrame, forecasts: pd.DataFrame) -> by
 StatsKey = tuple[str, str, date]
 
 
+def _safe_chart(
+    row: pd.Series, history: pd.DataFrame | None, forecasts: pd.DataFrame | None
+) -> bytes | None:
+    """A chart that cannot be drawn must not stop the email: the numbers are the message."""
+    if history is None or forecasts is None or forecasts.empty:
+        return None
+    try:
+        return _chart(row, history, forecasts)
+    except Exception as exc:
+        structlog.get_logger("salesloop.mail").warning(
+            "mail.chart_failed", alert_key=str(row["alert_key"]), error=type(exc).__name__
+        )
+        return None
+
+
 def _stats_for(
     alerts: pd.DataFrame, history: pd.DataFrame | None, forecasts: pd.DataFrame | None
 ) -> dict[StatsKey, dict[Any, Any]]:
     """The rule's own numbers (both baselines, week end) for the alerts' subjects."""
     if forecasts is None or forecasts.empty or history is None:
         return {}
-    f = forecasts
-    if "model_version" in f.columns:
-        f = f.loc[f["model_version"].astype(str).isin(set(alerts["model_version"].astype(str)))]
     try:
+        f = forecasts
+        if "model_version" in f.columns:
+            f = f.loc[f["model_version"].astype(str).isin(set(alerts["model_version"].astype(str)))]
+        # Only the rows these alerts need (their series; every series of their aggregates): a batch
+        # can hold thousands of series and this runs once per recipient.
+        is_agg = alerts["scope"] == SCOPE_STORE_CATEGORY
+        pairs = set(zip(alerts.loc[is_agg, "store_id"], alerts.loc[is_agg, "cat_id"], strict=True))
+        keep = f["series_id"].isin(set(alerts.loc[~is_agg, "subject_id"])) | pd.Series(
+            [pair in pairs for pair in zip(f["store_id"], f["cat_id"], strict=True)], index=f.index
+        )
+        f = f.loc[keep]
+        history = history.loc[history["series_id"].isin(set(f["series_id"]))]
         stats = subject_stats(f, history, interval_level=None)
     except (ValueError, KeyError):
         # The email must still go out with the alert row's own numbers.
@@ -209,7 +234,7 @@ def _views(
                     )
         cid = None
         if len(charts) < max_charts:
-            png = _chart(row, history, forecasts) if forecasts is not None else None
+            png = _safe_chart(row, history, forecasts)
             if png is not None:
                 digest = hashlib.sha256(str(row["alert_key"]).encode()).hexdigest()[:16]
                 cid = f"chart-{digest}@{MESSAGE_ID_DOMAIN}"
