@@ -1,0 +1,405 @@
+"""One function per pipeline step; files in, files out, a JSON-able summary back.
+
+Every step reloads the settings of its environment (a kfp task is a separate process, possibly on
+another machine) and reads only the artifacts it is given, so a step can be re-run alone from the
+artifacts of a previous run, and tested without kfp.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from salesloop.config import Settings, load_settings
+from salesloop.evaluation.backtest import (
+    AUTO_ETS,
+    CHAMPION,
+    SEASONAL_NAIVE,
+    BacktestResult,
+    Contender,
+    best_candidate,
+    plan_backtest,
+    run_backtest,
+)
+from salesloop.evaluation.candidates import build_model, recipe_of
+from salesloop.evaluation.report import write_report
+from salesloop.gate import GateDecision, evaluate_gate
+from salesloop.model.base import ForecastModel, load_model
+from salesloop.pipeline.frame import extract_frame, validate_frame
+from salesloop.training_settings import TrainingSettings, training_settings
+from salesloop.warehouse import Warehouse, open_warehouse
+
+BACKTEST_FILE = "backtest.json"
+FORECASTS_FILE = "forecasts.parquet"
+REPORT_FILE = "report.html"
+TRAINED_FILE = "trained.json"
+
+
+def pipeline_settings(env: str, overlay: str = "") -> tuple[Settings, TrainingSettings]:
+    settings = load_settings(env or None, extra_overlay=Path(overlay) if overlay else None)
+    return settings, training_settings(settings)
+
+
+def _end_date(text: str) -> date | None:
+    return date.fromisoformat(text) if text else None
+
+
+def _open_warehouse(settings: Settings, warehouse_path: str) -> Warehouse:
+    if warehouse_path:
+        from salesloop.warehouse.duckdb import DuckDBWarehouse
+
+        return DuckDBWarehouse(warehouse_path, settings=settings, read_only=True)
+    return open_warehouse(settings)
+
+
+def _write_json(path: Path | str, data: Any) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
+
+
+def _read_json(path: Path | str) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+# -- extract -------------------------------------------------------------------------------------
+
+
+def extract_step(
+    env: str,
+    out_path: str,
+    *,
+    overlay: str = "",
+    warehouse_path: str = "",
+    end_date: str = "",
+    history_days: int = 0,
+    series_filter: str = "",
+) -> dict[str, Any]:
+    settings, train = pipeline_settings(env, overlay)
+    warehouse = _open_warehouse(settings, warehouse_path)
+    try:
+        rows = extract_frame(
+            warehouse,
+            history_days=history_days or int(train.history_days or 0),
+            end_date=_end_date(end_date),
+            series_filter=series_filter,
+        )
+    finally:
+        warehouse.close()
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    rows.to_parquet(out_path, index=False)
+    return {
+        "rows": len(rows),
+        "series": int(rows["series_id"].nunique()) if len(rows) else 0,
+        "end_date": rows.attrs.get("end_date", end_date),
+    }
+
+
+# -- validate ------------------------------------------------------------------------------------
+
+
+def validate_step(
+    env: str,
+    raw_path: str,
+    frame_path: str,
+    report_path: str,
+    *,
+    overlay: str = "",
+    end_date: str = "",
+) -> dict[str, Any]:
+    """Write the model frame, or the report and raise (the pipeline stops here)."""
+    from salesloop.pipeline.frame import FrameValidationError
+
+    settings, train = pipeline_settings(env, overlay)
+    raw = pd.read_parquet(raw_path)
+    try:
+        frame, report = validate_frame(raw, settings, train, end_date=_end_date(end_date))
+    except FrameValidationError as exc:
+        Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(report_path).write_text(exc.report.to_json())
+        raise
+    Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(report_path).write_text(report.to_json())
+    Path(frame_path).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(frame_path, index=False)
+    return report.stats
+
+
+# -- train ---------------------------------------------------------------------------------------
+
+
+def train_step(env: str, frame_path: str, out_dir: str, *, overlay: str = "") -> dict[str, Any]:
+    """Fit every configured candidate on the whole frame; ``out_dir/<name>/`` per candidate."""
+    settings, train = pipeline_settings(env, overlay)
+    frame = pd.read_parquet(frame_path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {}
+    for spec in train.candidates:
+        t0 = time.perf_counter()
+        model = build_model(
+            spec.kind,
+            settings.forecast,
+            spec.params,
+            stat_max_history=train.backtest.stat_max_history,
+        )
+        model.fit(frame)
+        model.save(out / spec.name)
+        summary[spec.name] = {
+            "kind": spec.kind,
+            "fit_s": round(time.perf_counter() - t0, 2),
+            "train_end": str(model.metadata.train_end),
+            "n_series": model.metadata.n_series,
+        }
+    _write_json(out / TRAINED_FILE, summary)
+    return summary
+
+
+# -- backtest ------------------------------------------------------------------------------------
+
+
+def champion_contender(champion: ForecastModel, first_cutoff: pd.Timestamp, mode: str) -> Contender:
+    """The champion as an artifact or a refitted recipe (see ``BacktestSettings.champion_mode``)."""
+    train_end = champion.metadata.train_end
+    leaked = train_end is not None and pd.Timestamp(train_end) > first_cutoff
+    recipe = recipe_of(champion)
+    if (mode == "refit" or (mode == "auto" and leaked)) and recipe is not None:
+        return Contender(
+            CHAMPION,
+            "champion",
+            factory=recipe,
+            note=f"recipe refitted at every origin (artifact trained to {train_end})",
+        )
+    note = f"deployed artifact trained to {train_end}"
+    if leaked:
+        note += " — it saw part of the windows; its numbers are optimistic"
+    return Contender(CHAMPION, "champion", model=champion, note=note)
+
+
+def backtest(
+    frame: pd.DataFrame,
+    settings: Settings,
+    train: TrainingSettings,
+    candidates: dict[str, ForecastModel],
+    champion: ForecastModel | None = None,
+    *,
+    n_jobs: int = 1,
+    progress: Any = None,
+) -> tuple[BacktestResult, str]:
+    """Backtest candidates (as recipes), the champion and both baselines; return the chosen one."""
+    bt = train.backtest
+    assert bt.horizon and bt.step and bt.min_train_periods
+    fc = settings.forecast
+    plan = plan_backtest(
+        frame,
+        windows=bt.windows,
+        horizon=bt.horizon,
+        step=bt.step,
+        season_length=fc.season_length,
+        levels=fc.interval_levels,
+        min_train_periods=bt.min_train_periods,
+    )
+    contenders: list[Contender] = []
+    for name, model in candidates.items():
+        recipe = recipe_of(model)
+        if recipe is None:
+            raise ValueError(f"candidate {name!r} ({model.kind}) has no refittable recipe")
+        contenders.append(Contender(name, "candidate", factory=recipe))
+    if champion is not None:
+        contenders.append(champion_contender(champion, plan.cutoffs[0], bt.champion_mode))
+    for name, kind in ((SEASONAL_NAIVE, "seasonal_naive"), (AUTO_ETS, "auto_ets")):
+
+        def make(kind: str = kind) -> ForecastModel:
+            return build_model(
+                kind, fc, horizon=bt.horizon, stat_max_history=bt.stat_max_history, n_jobs=n_jobs
+            )
+
+        contenders.append(Contender(name, "baseline", factory=make))
+    result = run_backtest(
+        frame, plan, contenders, refit=bt.refit, known_future=bt.known_future, progress=progress
+    )
+    chosen = (
+        best_candidate(result, train.gate.metric) if train.select_best else next(iter(candidates))
+    )
+    return result, chosen
+
+
+def backtest_step(
+    env: str,
+    frame_path: str,
+    candidates_dir: str,
+    out_dir: str,
+    *,
+    overlay: str = "",
+    registry_root: str = "",
+) -> dict[str, Any]:
+    settings, train = pipeline_settings(env, overlay)
+    frame = pd.read_parquet(frame_path)
+    candidates = {
+        spec.name: load_model(Path(candidates_dir) / spec.name) for spec in train.candidates
+    }
+    champion = None
+    champion_version = None
+    if registry_root:
+        champion_version, champion = champion_of(registry_root)
+    result, chosen = backtest(frame, settings, train, candidates, champion)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result.forecasts.to_parquet(out / FORECASTS_FILE, index=False)
+    summary = {
+        **result.summary(),
+        "chosen": chosen,
+        "champion_version": champion_version,
+        "baseline": SEASONAL_NAIVE,
+    }
+    _write_json(out / BACKTEST_FILE, summary)
+    write_report(
+        out / REPORT_FILE,
+        frame,
+        result,
+        title=f"Backtest of {train.model_name}: {chosen}",
+        highlight=chosen,
+        n_series=train.backtest.report_series,
+    )
+    return summary
+
+
+# -- gate ----------------------------------------------------------------------------------------
+
+
+def gate_step(
+    env: str, backtest_path: str, decision_path: str, *, overlay: str = ""
+) -> GateDecision:
+    settings, train = pipeline_settings(env, overlay)
+    summary = _read_json(backtest_path)
+    metrics = {
+        m: {k: (math.nan if v is None else v) for k, v in vals.items()}
+        for m, vals in summary["overall"].items()
+    }
+    decision = evaluate_gate(
+        metrics,
+        challenger=summary["chosen"],
+        baseline=summary.get("baseline", SEASONAL_NAIVE),
+        champion=CHAMPION if CHAMPION in metrics else None,
+        gate=train.gate,
+        levels=tuple(settings.forecast.interval_levels),
+    )
+    _write_json(decision_path, decision.to_dict())
+    return decision
+
+
+# -- registry ------------------------------------------------------------------------------------
+
+
+def open_registry(root: str) -> Any:
+    """The local registry folder; cloud registries are refused rather than silently faked."""
+    if root.startswith(("gs://", "vertex:")):
+        raise NotImplementedError(
+            f"registry {root!r}: the pipeline's register/rollout steps drive the local registry "
+            "only; the Vertex Model Registry adapter is salesloop.vertex.model_registry"
+        )
+    from salesloop.registry import LocalRegistry
+
+    return LocalRegistry(root)
+
+
+def champion_of(registry_root: str) -> tuple[str | None, ForecastModel | None]:
+    registry = open_registry(registry_root)
+    version = registry.alias(CHAMPION)
+    if version is None:
+        return None, None
+    return version, registry.load_model(version)
+
+
+def register_step(
+    env: str,
+    candidates_dir: str,
+    backtest_path: str,
+    decision_path: str,
+    registry_root: str,
+    *,
+    overlay: str = "",
+) -> str:
+    """Register the chosen candidate with its gate status; an accepted one becomes the challenger."""
+    from salesloop.rollout import CHALLENGER
+
+    _settings, train = pipeline_settings(env, overlay)
+    summary = _read_json(backtest_path)
+    decision = _read_json(decision_path)
+    chosen = summary["chosen"]
+    status = decision["status"]
+    reason = "; ".join(decision["reasons"])
+    registry = open_registry(registry_root)
+    keep = [chosen, SEASONAL_NAIVE, AUTO_ETS, CHAMPION]
+    version = registry.register(
+        Path(candidates_dir) / chosen,
+        {
+            "status": status,
+            "reason": reason,
+            "candidate": chosen,
+            "model_name": train.model_name,
+            "champion_at_training": summary.get("champion_version"),
+            "gate": decision,
+            "metrics": {
+                "backtest": {m: summary["overall"][m] for m in keep if m in summary["overall"]},
+                "by_category": {
+                    cat: vals.get(chosen, {})
+                    for cat, vals in summary.get("by_category", {}).items()
+                },
+                "plan": summary["plan"],
+            },
+        },
+        reason=f"{status}: {reason}",
+    )
+    if status == "accepted":
+        registry.set_alias(CHALLENGER, version, f"passed the gate: {reason}")
+    return str(version)
+
+
+# -- rollout -------------------------------------------------------------------------------------
+
+
+def rollout_step(
+    env: str,
+    version: str,
+    registry_root: str,
+    endpoint_id: str,
+    frame_path: str,
+    outcome_path: str,
+    *,
+    overlay: str = "",
+    probe: Any = None,
+) -> dict[str, Any]:
+    from salesloop.rollout import canary_rollout, probe_history
+
+    settings, train = pipeline_settings(env, overlay)
+    registry = open_registry(registry_root)
+    frame = pd.read_parquet(frame_path)
+    model = registry.load_model(version)
+    periods = max(int(model.metadata.min_history or 1), 2 * settings.forecast.season_length)
+    history = probe_history(frame, train.sanity.probe_series, periods)
+    result = canary_rollout(
+        registry,
+        endpoint_id or settings.predictor.endpoint_id,
+        version,
+        history,
+        canary=train.canary,
+        sanity=train.sanity,
+        horizon=settings.forecast.horizon,
+        levels=settings.forecast.interval_levels,
+        probe=probe,
+    )
+    out = result.to_dict()
+    _write_json(outcome_path, out)
+    return out

@@ -1,0 +1,26 @@
+"""Register the chosen candidate as a new immutable version: accepted (challenger alias) or rejected."""
+
+# No `from __future__ import annotations`: kfp reads the real annotations of the signature.
+from kfp.dsl import Artifact, Input, Model
+
+
+def register_version(
+    env: str,
+    overlay: str,
+    registry_root: str,
+    candidates: Input[Model],
+    backtest: Input[Artifact],
+    decision: Input[Artifact],
+) -> str:
+    from pathlib import Path
+
+    from salesloop.pipeline.steps import BACKTEST_FILE, register_step
+
+    return register_step(
+        env,
+        candidates.path,
+        str(Path(backtest.path) / BACKTEST_FILE),
+        decision.path,
+        registry_root,
+        overlay=overlay,
+    )
