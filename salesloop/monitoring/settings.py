@@ -78,6 +78,10 @@ class MonitoringSettings(BaseModel):
     """No second retraining trigger within N days of the last (the pipeline and canary need time)."""
     notify: bool = True
     """Email the ML owner when a threshold is crossed."""
+    retrain_hook: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    """``module:function`` called as ``on_retrain(result) -> RetrainOutcome`` by ``salesloop
+    monitor`` when it decides to retrain (the training pipeline plugs in here); None: the decision
+    is recorded and emailed, and nothing runs."""
 
     @model_validator(mode="after")
     def _known_features(self) -> MonitoringSettings:

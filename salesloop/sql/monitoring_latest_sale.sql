@@ -1,0 +1,2 @@
+-- The latest sales date in the warehouse (``--now data``: monitor as of the day after it).
+SELECT MAX(date) AS latest FROM {{ sales }}
