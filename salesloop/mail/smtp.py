@@ -208,7 +208,12 @@ class SmtpMailer:
             client.close()
         return refused
 
-    def send(self, msg: EmailMessage) -> SendResult:
+    def send(self, msg: EmailMessage) -> None:
+        """Deliver or raise :class:`MailDeliveryError` (the port the function is given)."""
+        self.deliver(msg)
+
+    def deliver(self, msg: EmailMessage) -> SendResult:
+        """:meth:`send`, returning attempts and any recipients the server refused."""
         message_id = str(msg["Message-ID"]) if msg["Message-ID"] else None
         recipients = _recipient_count(msg)
         policy = self.retry

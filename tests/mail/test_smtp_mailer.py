@@ -43,7 +43,7 @@ def message(msg_id: str = "<0123456789abcdef0123456789abcdef@salesloop>") -> Ema
 
 def test_send_delivers_into_the_mailbox(mailbox: MailboxServer) -> None:
     mailer = SmtpMailer(smtp_settings(mailbox.port), None, retry=FAST)
-    result = mailer.send(message())
+    result = mailer.deliver(message())
     assert (result.attempts, result.accepted, result.refused) == (1, 2, {})
     (got,) = read_messages(mailbox.store.path)
     assert got["Message-ID"] == "<0123456789abcdef0123456789abcdef@salesloop>"
@@ -65,7 +65,7 @@ def test_server_down_then_up_is_retried_and_delivered_once(tmp_path: Path) -> No
 
     mailer = SmtpMailer(smtp_settings(port), None, retry=FAST, sleep=sleep)
     try:
-        result = mailer.send(message())
+        result = mailer.deliver(message())
     finally:
         for server in started:
             server.stop()
@@ -115,7 +115,7 @@ def test_a_4xx_reply_is_retried() -> None:
     controller = _serve(handler)
     try:
         mailer = SmtpMailer(smtp_settings(controller.port), None, retry=FAST, sleep=lambda _: None)
-        assert mailer.send(message()).attempts == 2
+        assert mailer.deliver(message()).attempts == 2
     finally:
         controller.stop()
     assert len(handler.accepted) == 1
