@@ -7,6 +7,7 @@ kept for what has no narrower scope, are in :mod:`modules.service_identities`.
 
 from __future__ import annotations
 
+from cdktn import TerraformResource
 from cdktn_provider_google.artifact_registry_repository_iam_member import (
     ArtifactRegistryRepositoryIamMember,
 )
@@ -52,6 +53,9 @@ class Access(Construct):
         project_number: str,
     ) -> None:
         super().__init__(scope, id_)
+        # Grants the function's deployment needs in place first: Cloud Functions checks secret
+        # access at deploy time, and the build reads the source and pushes its image.
+        self.function_prerequisites: list[TerraformResource] = []
 
         def dataset(key: str, dataset_id: str, role: str, member: str) -> None:
             named(
@@ -101,7 +105,7 @@ class Access(Construct):
             ids.member("pipelines"),
         )
 
-        named(
+        secret_access = named(
             SecretManagerSecretIamMember(
                 self,
                 "function-smtp",
@@ -112,6 +116,7 @@ class Access(Construct):
             ),
             "access_function_smtp_secret",
         )
+        self.function_prerequisites.append(secret_access)
         named(
             PubsubTopicIamMember(
                 self,
@@ -136,13 +141,13 @@ class Access(Construct):
             "access_trigger_invoke_function",
         )
 
-        def bucket(key: str, name: str, role: str, member: str) -> None:
-            named(
+        def bucket(key: str, name: str, role: str, member: str) -> StorageBucketIamMember:
+            return named(
                 StorageBucketIamMember(self, key, bucket=name, role=role, member=member),
                 f"access_{key.replace('-', '_')}",
             )
 
-        bucket(
+        build_source = bucket(
             "build-source", function.bucket.name, "roles/storage.objectViewer", ids.member("build")
         )
         bucket(
@@ -158,8 +163,10 @@ class Access(Construct):
             ids.member("serving"),
         )
 
-        def repo(key: str, repository: str, role: str, member: str) -> None:
-            named(
+        def repo(
+            key: str, repository: str, role: str, member: str
+        ) -> ArtifactRegistryRepositoryIamMember:
+            return named(
                 ArtifactRegistryRepositoryIamMember(
                     self,
                     key,
@@ -172,7 +179,7 @@ class Access(Construct):
                 f"access_{key.replace('-', '_')}",
             )
 
-        repo(
+        build_push = repo(
             "build-functions",
             registry.functions.name,
             "roles/artifactregistry.writer",
@@ -217,5 +224,6 @@ class Access(Construct):
 
         # The scheduler starts runs as the pipelines identity; the rollout step deploys models
         # that run as the serving identity. Nothing else may act as another identity.
+        self.function_prerequisites += [build_source, build_push]
         act_as("scheduler-as-pipelines", "pipelines", ids.member("scheduler"))
         act_as("pipelines-as-serving", "serving", ids.member("pipelines"))

@@ -70,6 +70,7 @@ class ServiceIdentities(Construct):
     def __init__(self, scope: Construct, id_: str, *, ctx: StackContext) -> None:
         super().__init__(scope, id_)
         self.accounts: dict[str, ServiceAccount] = {}
+        self.project_grants: dict[str, list[ProjectIamMember]] = {}
         for w in WORKLOADS:
             sa = ServiceAccount(
                 self,
@@ -80,8 +81,9 @@ class ServiceIdentities(Construct):
                 project=ctx.project,
             )
             self.accounts[w.key] = named(sa, f"sa_{w.key}")
+            self.project_grants[w.key] = []
             for role in w.project_roles:
-                named(
+                grant = named(
                     ProjectIamMember(
                         self,
                         f"{w.key}-{role}",
@@ -91,6 +93,7 @@ class ServiceIdentities(Construct):
                     ),
                     f"iam_{w.key}_{role.removeprefix('roles/').replace('.', '_')}",
                 )
+                self.project_grants[w.key].append(grant)
 
     def email(self, key: str) -> str:
         return self.accounts[key].email

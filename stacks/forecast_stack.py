@@ -88,7 +88,7 @@ class ForecastStack(TerraformStack):
             dead_letter_topic=dead_letter.topic.name,
             endpoint_id=settings.predictor.endpoint_id,
         )
-        Access(
+        access = Access(
             self,
             "access",
             ctx=ctx,
@@ -102,6 +102,17 @@ class ForecastStack(TerraformStack):
             pipeline_storage=storage,
             project_number=number,
         )
+        # The function deploys only once its identities can do their part (see Access).
+        prerequisites = [
+            *access.function_prerequisites,
+            *ids.project_grants["build"],
+            *ids.project_grants["function"],
+        ]
+        fn = function.function
+        fn.depends_on = [
+            *(fn.depends_on or []),
+            *(f"{r.terraform_resource_type}.{r.friendly_unique_id}" for r in prerequisites),
+        ]
         self.archive = function.archive
         for name, value in (
             ("function_source_object", function.source_object.name),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,24 +36,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("infra"))
 
 
-@pytest.fixture(scope="session")
-def _secret_env() -> Iterator[None]:
+@contextmanager
+def _secret_canaries() -> Iterator[None]:
+    """Plant the canaries for the synthesis only: other tests in this process (pytest-xdist
+    workers run several areas) must see the environment they expect."""
     saved = {k: os.environ.get(k) for k in SECRET_CANARIES}
     os.environ.update(SECRET_CANARIES)
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")
-def synth_dir(tmp_path_factory: pytest.TempPathFactory, _secret_env: None) -> Path:
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from stacks.app import synth
 
     out = tmp_path_factory.mktemp("cdktf") / "cdktf.out"
-    synth(out)
+    with _secret_canaries():
+        synth(out)
     return out
 
 
@@ -65,13 +71,12 @@ def synth_configs(synth_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def testing_configs(
-    tmp_path_factory: pytest.TempPathFactory, _secret_env: None
-) -> dict[str, dict[str, Any]]:
+def testing_configs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     from cdktn import Testing
 
     from stacks.app import build_app
 
-    app = Testing.app()
-    stacks = build_app(app, archive_dir=tmp_path_factory.mktemp("archives"))
-    return {env: json.loads(Testing.synth(stack)) for env, stack in stacks.items()}
+    with _secret_canaries():
+        app = Testing.app()
+        stacks = build_app(app, archive_dir=tmp_path_factory.mktemp("archives"))
+        return {env: json.loads(Testing.synth(stack)) for env, stack in stacks.items()}

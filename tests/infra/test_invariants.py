@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib
 import json
 import re
@@ -150,7 +151,36 @@ def test_prod_is_protected_and_encrypted(synth_configs: dict[str, dict[str, Any]
     assert res["google_vertex_ai_endpoint"]["endpoint_forecast"]["deletion_policy"] == "PREVENT"
     # Every encrypted resource waits for the key grants of the service agents.
     fn = res["google_cloudfunctions2_function"]["function_on_sale"]
-    assert len(fn["depends_on"]) == len(res["google_kms_crypto_key_iam_member"])
+    grants = {
+        f"google_kms_crypto_key_iam_member.{n}" for n in res["google_kms_crypto_key_iam_member"]
+    }
+    assert grants <= set(fn["depends_on"])
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_dependencies_name_existing_resources(
+    env: str, synth_configs: dict[str, dict[str, Any]]
+) -> None:
+    addresses = set(resources(synth_configs[env]))
+    fn = synth_configs[env]["resource"]["google_cloudfunctions2_function"]["function_on_sale"]
+    # Cloud Functions checks secret access at deploy time: the grant must exist first.
+    assert "google_secret_manager_secret_iam_member.access_function_smtp_secret" in fn["depends_on"]
+    for address, body in resources(synth_configs[env]).items():
+        for dep in body.get("depends_on", []):
+            assert dep in addresses, f"{address} depends on unknown {dep}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_scheduled_runs_use_the_pipelines_identity(
+    env: str, synth_configs: dict[str, dict[str, Any]]
+) -> None:
+    res = synth_configs[env]["resource"]
+    project = synth_configs[env]["provider"]["google"][0]["project"]
+    account_id = res["google_service_account"]["sa_pipelines"]["account_id"]
+    for name, job in res["google_cloud_scheduler_job"].items():
+        body = json.loads(base64.b64decode(job["http_target"]["body"]))
+        assert body["serviceAccount"] == f"{account_id}@{project}.iam.gserviceaccount.com", name
+        assert body["templateUri"].startswith(f"https://{job['region']}-kfp.pkg.dev/{project}/")
 
 
 @pytest.mark.parametrize("env", ENVS)
