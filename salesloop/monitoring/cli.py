@@ -144,6 +144,11 @@ def smtp_sender(settings: Settings) -> Callable[[Any], None]:
     return send
 
 
+def registry_folder(settings: Settings, explicit: Path | None) -> Path:
+    """The local model registry: ``--registry``, ``$SALESLOOP_REGISTRY`` or ``<run-dir>/registry``."""
+    return explicit or Path(os.environ.get("SALESLOOP_REGISTRY", settings.run_dir / "registry"))
+
+
 def _date(value: str, hint: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -175,6 +180,10 @@ def monitor_command(
             help="module:function run on a retrain decision (default: monitoring.retrain_hook)."
         ),
     ] = None,
+    registry: Annotated[
+        Path | None,
+        typer.Option(help="Local model registry (training window, backtest of the version)."),
+    ] = None,
     run_dir: RunDirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:
@@ -198,6 +207,7 @@ def monitor_command(
             model_version=model_version,
             send_email=smtp_sender(settings) if email and ms.notify else None,
             on_retrain=resolve_hook(hook_spec) if hook_spec else None,
+            registry=registry_folder(settings, registry),
         )
     finally:
         warehouse.close()
@@ -283,7 +293,7 @@ def report_command(
     if since:
         d = _date(since, "--since")
         start = datetime(d.year, d.month, d.day, tzinfo=UTC)
-    reg = registry or Path(os.environ.get("SALESLOOP_REGISTRY", settings.run_dir / "registry"))
+    reg = registry_folder(settings, registry)
     warehouse = open_cli_warehouse(settings)
     try:
         path = write_report(warehouse, settings, out, since=start, registry=reg)

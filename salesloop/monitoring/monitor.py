@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -38,6 +39,7 @@ from salesloop import sql
 from salesloop.config import Settings
 from salesloop.monitoring.drift import FeatureDrift, categorical_drift, numeric_drift
 from salesloop.monitoring.settings import FEATURES, MonitoringSettings, monitoring_settings
+from salesloop.monitoring.versions import backtest_summary, registry_metadata
 from salesloop.warehouse import Merge, Warehouse
 
 log = structlog.get_logger("monitoring")
@@ -308,20 +310,23 @@ def run_monitor(
     on_retrain: Callable[[MonitorResult], RetrainOutcome] | None = None,
     send_email: Callable[[EmailMessage], None] | None = None,
     run_id: str | None = None,
+    registry: Path | None = None,
 ) -> MonitorResult:
     """Measure, record, decide, notify, and (when decided) call ``on_retrain``; see module doc.
 
     ``now`` is the instant the run stands at: windows end the day before ``now``'s date (that
     day's actuals may still be arriving). ``baseline``: raw rows with columns among ``units``,
     ``sell_price``, ``snap``, or weighted rows ``feature, num_value, cat_value, n``.
+    ``registry``: a local registry folder, read for the version's training window and backtest
+    when the ``model_versions`` table does not have them.
     """
     ms = monitoring_settings(settings)
     now_dt = _as_datetime(now)
     today = now_dt.date()
     rid = run_id or run_id_for(now_dt)
     version = model_version or _current_version(warehouse)
-    info = _version_info(warehouse, version)
-    backtest_mase = _backtest_mase(info.get("metrics"))
+    info = _version_info(warehouse, version, registry)
+    backtest_mase: float | None = info.get("backtest_mase")
 
     last = today - timedelta(days=1)
     acc_window = (today - timedelta(days=ms.accuracy_window_days), last)
@@ -651,34 +656,25 @@ def _current_version(warehouse: Warehouse) -> str | None:
     return None if cur.empty else str(cur["model_version"].iloc[0])
 
 
-def _version_info(warehouse: Warehouse, version: str | None) -> dict[str, Any]:
+def _version_info(
+    warehouse: Warehouse, version: str | None, registry: Path | None
+) -> dict[str, Any]:
+    """Training window and backtest MASE of a version: the ``model_versions`` row, completed
+    from the registry's metadata where the row is missing or silent."""
     if version is None:
         return {}
     rows = warehouse.query(sql.load("monitoring_model_version"), {"version": version})
-    return {} if rows.empty else dict(rows.iloc[0])
-
-
-def _backtest_mase(metrics: Any) -> float | None:
-    """The version's backtest MASE from ``model_versions.metrics`` (JSON), wherever the registry
-    put it: ``{"backtest": {"mase": x}}`` (salesloop.model.metrics), ``{"mase": x}`` or
-    ``{"backtest_mase": x}``."""
-    if metrics is None or (isinstance(metrics, float) and math.isnan(metrics)):
-        return None
-    if isinstance(metrics, str):
-        try:
-            metrics = json.loads(metrics)
-        except ValueError:
-            return None
-    if not isinstance(metrics, Mapping):
-        return None
-    for path in (("backtest", "mase"), ("mase",), ("backtest_mase",)):
-        node: Any = metrics
-        for key in path:
-            node = node.get(key) if isinstance(node, Mapping) else None
-        value = _num(node)
-        if value is not None and value > 0:
-            return value
-    return None
+    info: dict[str, Any] = {} if rows.empty else dict(rows.iloc[0])
+    info["backtest_mase"] = backtest_summary(info.get("metrics"))["mase"]
+    meta = registry_metadata(registry, version)
+    if meta:
+        for key in ("train_start", "train_end"):
+            if _date(info.get(key)) is None:
+                info[key] = meta.get(key)
+        if info["backtest_mase"] is None:
+            info["backtest_mase"] = backtest_summary(meta)["mase"]
+    info["version"] = version
+    return info
 
 
 def _baseline_window(

@@ -12,7 +12,6 @@ when present, the ``metadata.json`` files of the local model registry folder.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import pandas as pd
 from salesloop import sql
 from salesloop.config import Settings
 from salesloop.monitoring import charts
+from salesloop.monitoring.versions import backtest_summary, registry_versions
 from salesloop.warehouse import Warehouse
 
 _ENV = jinja2.Environment(
@@ -49,6 +49,7 @@ class ReportData:
     history: pd.DataFrame
     alerts: pd.DataFrame
     registry: list[dict[str, Any]] = field(default_factory=list)
+    registry_state: dict[str, Any] = field(default_factory=dict)
 
 
 def collect(
@@ -67,26 +68,19 @@ def collect(
         versions=warehouse.query(sql.load("monitoring_model_versions")),
         history=warehouse.query(sql.load("monitoring_history"), {"since": start}),
         alerts=warehouse.query(sql.load("monitoring_alerts_sent"), {"since": start}),
-        registry=registry_metadata(registry) if registry else [],
+        registry=registry_versions(registry),
+        registry_state=registry_state(registry),
     )
 
 
-def registry_metadata(root: Path) -> list[dict[str, Any]]:
-    """``metadata.json`` of every model artifact under the registry folder (best effort: a
-    registry that is absent or laid out differently just adds nothing)."""
-    out: list[dict[str, Any]] = []
-    if not root.is_dir():
-        return out
-    for path in sorted(root.glob("**/metadata.json"))[:200]:
-        try:
-            meta = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(meta, dict):
-            meta.setdefault("version", path.parent.name)
-            meta["_path"] = str(path.relative_to(root))
-            out.append(meta)
-    return out
+def registry_state(root: Path | None) -> dict[str, Any]:
+    """Aliases and the audit trail of a local registry folder (empty when there is none)."""
+    if root is None or not (Path(root) / "versions").is_dir():
+        return {"aliases": {}, "audit": []}
+    from salesloop.registry import LocalRegistry
+
+    reg = LocalRegistry(root)
+    return {"aliases": reg.aliases(), "audit": reg.audit()[-30:][::-1]}
 
 
 # -- view models ----------------------------------------------------------------------------------
@@ -113,62 +107,74 @@ def _day(x: Any) -> str:
     return NA if pd.isna(ts) else ts.strftime("%Y-%m-%d")
 
 
-def _backtest(metrics: Any) -> dict[str, float | None]:
-    if isinstance(metrics, str):
-        try:
-            metrics = json.loads(metrics)
-        except ValueError:
-            metrics = {}
-    if not isinstance(metrics, Mapping):
-        metrics = {}
-    bt = metrics.get("backtest", metrics)
-    bt = bt if isinstance(bt, Mapping) else {}
+def version_rows(data: ReportData) -> list[dict[str, str]]:
+    """One row per version known to the warehouse or the registry; the warehouse row wins where
+    both describe it, the registry fills what it leaves out (backtest, training window)."""
+    aliases: dict[str, list[str]] = {}
+    for alias, version in (data.registry_state.get("aliases") or {}).items():
+        aliases.setdefault(str(version), []).append(str(alias))
+    meta_by_version = {str(m.get("version")): m for m in data.registry}
+    rows: dict[str, dict[str, str]] = {}
+    for r in data.versions.to_dict("records"):
+        v = str(r["version"])
+        meta = meta_by_version.get(v, {})
+        bt = backtest_summary(r.get("metrics"))
+        if bt["mase"] is None and meta:
+            bt = backtest_summary(meta)
+        rows[v] = {
+            "version": v,
+            "status": str(r["status"]),
+            "kind": str(r["model_kind"]),
+            "train": f"{_first_day(r.get('train_start'), meta.get('train_start'))} to "
+            f"{_first_day(r.get('train_end'), meta.get('train_end'))}",
+            "created": _day(r.get("created_at")),
+            "reason": str(r.get("reason") or ""),
+            "source": "warehouse" + (" + registry" if meta else ""),
+            **_bt_cells(bt),
+        }
+    for v, meta in meta_by_version.items():
+        if v in rows:
+            continue
+        rows[v] = {
+            "version": v,
+            "status": str(meta.get("status", "registered")),
+            "kind": str(meta.get("candidate") or meta.get("model_kind", "?")),
+            "train": f"{_day(meta.get('train_start'))} to {_day(meta.get('train_end'))}",
+            "created": _day(meta.get("registered_at") or meta.get("created_at")),
+            "reason": str(meta.get("reason") or ""),
+            "source": "registry",
+            **_bt_cells(backtest_summary(meta)),
+        }
+    for v, row in rows.items():
+        row["aliases"] = ", ".join(sorted(aliases.get(v, [])))
+    return sorted(rows.values(), key=lambda r: (r["created"], r["version"]))
+
+
+def _first_day(*values: Any) -> str:
+    days = [_day(v) for v in values]
+    return next((d for d in days if d != NA), NA)
+
+
+def _bt_cells(bt: Mapping[str, float | None]) -> dict[str, str]:
     return {
-        k: _num(bt.get(k))
-        for k in ("mase", "rmsse", "seasonal_naive_mase", "relative_mase", "wape", "coverage_80")
+        "mase": _fmt(bt.get("mase")),
+        "rmsse": _fmt(bt.get("rmsse")),
+        "snaive": _fmt(bt.get("seasonal_naive_mase")),
     }
 
 
-def version_rows(data: ReportData) -> list[dict[str, str]]:
-    rows = []
-    known = set()
-    for r in data.versions.to_dict("records"):
-        bt = _backtest(r.get("metrics"))
-        known.add(str(r["version"]))
-        rows.append(
-            {
-                "version": str(r["version"]),
-                "status": str(r["status"]),
-                "kind": str(r["model_kind"]),
-                "train": f"{_day(r.get('train_start'))} … {_day(r.get('train_end'))}",
-                "mase": _fmt(bt["mase"]),
-                "rmsse": _fmt(bt["rmsse"]),
-                "snaive": _fmt(bt["seasonal_naive_mase"]),
-                "created": _day(r.get("created_at")),
-                "reason": str(r.get("reason") or ""),
-                "source": "warehouse",
-            }
-        )
-    for meta in data.registry:
-        v = str(meta.get("version"))
-        if v in known:
-            continue
-        bt = _backtest(meta.get("metrics") or {})
-        rows.append(
-            {
-                "version": v,
-                "status": "in registry",
-                "kind": str(meta.get("model_kind", "?")),
-                "train": f"{_day(meta.get('train_start'))} … {_day(meta.get('train_end'))}",
-                "mase": _fmt(bt["mase"]),
-                "rmsse": _fmt(bt["rmsse"]),
-                "snaive": _fmt(bt["seasonal_naive_mase"]),
-                "created": _day(meta.get("created_at")),
-                "reason": "",
-                "source": str(meta.get("_path", "registry")),
-            }
-        )
-    return rows
+def audit_rows(data: ReportData) -> list[dict[str, str]]:
+    return [
+        {
+            "at": str(e.get("timestamp", ""))[:19].replace("T", " "),
+            "action": str(e.get("action", "")),
+            "version": str(e.get("version") or ""),
+            "alias": str(e.get("alias") or ""),
+            "reason": str(e.get("reason") or "")[:300],
+            "actor": str(e.get("actor") or ""),
+        }
+        for e in data.registry_state.get("audit") or []
+    ]
 
 
 def decision_rows(history: pd.DataFrame) -> list[dict[str, str]]:
@@ -298,6 +304,7 @@ def render_report(data: ReportData) -> str:
         champion=", ".join(champion["version"].astype(str)) if not champion.empty else NA,
         last_run=last_run,
         versions=version_rows(data),
+        audit=audit_rows(data),
         decisions=decision_rows(h),
         alerts=alert_rows(data.alerts),
         n_alerts=len(data.alerts),

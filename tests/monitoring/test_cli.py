@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +22,26 @@ HOOK_CALLS: list[str] = []
 def fake_retrain(result: MonitorResult) -> RetrainOutcome:
     HOOK_CALLS.append(result.run_id)
     return RetrainOutcome("promoted", version="v9", reason="cli test")
+
+
+@pytest.fixture(autouse=True)
+def _logs_to_real_stderr(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The CLI configures structlog to print to the stderr of the moment; under CliRunner that is a
+    capture closed after the call, and cached loggers would keep writing to it in later tests."""
+    import logging
+    import sys
+
+    import structlog
+
+    def configure(*_: object, **__: object) -> None:
+        structlog.configure(
+            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+            logger_factory=structlog.PrintLoggerFactory(file=sys.__stderr__),
+        )
+
+    monkeypatch.setattr("salesloop.logging.configure", configure)
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture
