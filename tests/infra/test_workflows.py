@@ -67,7 +67,7 @@ def test_pull_requests_run_tests_synth_policy_diff_and_plan_per_env() -> None:
     assert ci[True]["pull_request"]["branches"] == ["main"]  # YAML 1.1 reads `on` as True
     jobs = ci["jobs"]
     steps = " ".join(str(s.get("run", "")) for job in jobs.values() for s in job["steps"])
-    for command in ("pytest", "python -m stacks", "python -m stacks.policy", "infra_diff diff"):
+    for command in ("make lint", "make test", "make synth", "scripts/policy.sh", "infra_diff diff"):
         assert command in steps, command
     assert "gh pr comment" in steps
     assert jobs["plan"]["strategy"]["matrix"]["env"] == ["dev", "prod"]
@@ -86,7 +86,7 @@ def test_main_deploys_dev_smoke_tests_then_promotes_the_same_artifacts_to_prod()
     # image digests tested in dev instead of rebuilding.
     prod_steps = jobs["deploy-prod"]["steps"]
     assert any("download-artifact" in s.get("uses", "") for s in prod_steps)
-    assert not any("python -m stacks" in s.get("run", "") for s in prod_steps)
+    assert not any("synth" in s.get("run", "") for s in prod_steps)
     assert any("imagetools create" in s.get("run", "") for s in prod_steps)
 
 
