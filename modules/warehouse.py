@@ -21,6 +21,19 @@ def table_logical_id(logical: str) -> str:
     return f"warehouse_{logical}"
 
 
+def terraform_schema(table: Table) -> str:
+    """The table's BigQuery JSON schema as Terraform wants it.
+
+    Empty descriptions are left out: BigQuery does not store them, so reading the table back would
+    differ from the configuration and every plan would show a change.
+    """
+    fields = [
+        {k: v for k, v in field.items() if not (k == "description" and v == "")}
+        for field in bigquery_schema_json(table)
+    ]
+    return json.dumps(fields, separators=(",", ":"))
+
+
 class Warehouse(Construct):
     def __init__(self, scope: Construct, id_: str, *, ctx: StackContext) -> None:
         super().__init__(scope, id_)
@@ -56,7 +69,7 @@ class Warehouse(Construct):
             dataset_id=self.dataset.dataset_id,
             table_id=ctx.settings.table(logical),
             description=table.description,
-            schema=json.dumps(bigquery_schema_json(table), separators=(",", ":")),
+            schema=terraform_schema(table),
             time_partitioning=partitioning,
             clustering=list(table.cluster_by) or None,
             deletion_protection=ctx.deletion_protection,
