@@ -683,7 +683,10 @@ def _baseline_window(
     start, end = _date(info.get("train_start")), _date(info.get("train_end"))
     if end is not None:
         end = min(end, recent_start - timedelta(days=1))
-        start = start or end - timedelta(days=ms.baseline_days - 1)
+        # The most recent baseline_days of it: bounded cost on years of M5-sized history, and
+        # the part of training that reflects the current regime.
+        floor = end - timedelta(days=ms.baseline_days - 1)
+        start = max(start, floor) if start else floor
         if start <= end:
             return (start, end), f"training window of {info.get('version')}"
     fallback = (recent_start - timedelta(days=ms.baseline_days), recent_start - timedelta(days=1))

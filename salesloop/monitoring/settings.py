@@ -42,8 +42,8 @@ class MonitoringSettings(BaseModel):
     prediction_reference_days: int = Field(28, ge=1, le=366)
     """Prediction drift compares the recent window with the N days of origins before it."""
     baseline_days: int = Field(364, ge=7, le=3000)
-    """Feature baseline when the model version's training window is unknown: N days before the
-    recent window."""
+    """Feature baseline: the last N days of the version's training window, or, when that is
+    unknown, the N days before the recent window."""
     mase_scale_days: int = Field(364, ge=14, le=3000)
     """History before a series' first judged origin that sets its MASE scale."""
 
