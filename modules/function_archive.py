@@ -44,15 +44,22 @@ class FunctionArchive:
         return self.digest[:16]
 
 
+def _find_uv() -> str:
+    """``uv run`` names itself in $UV; otherwise PATH, then pip's --user location (where the
+    Makefile installs uv when the machine has none)."""
+    for candidate in (os.environ.get("UV"), shutil.which("uv"), str(Path.home() / ".local/bin/uv")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise ArchiveError("uv is needed to export requirements from uv.lock; install uv")
+
+
 def runtime_requirements(repo_root: Path) -> str:
     """The runtime dependencies of the project, pinned exactly as uv.lock has them.
 
     ``uv export`` resolves the lockfile's universal markers; dev, training and infra groups and the
     ``local`` extra are left out, and so is the project itself (its code ships in the archive).
     """
-    uv = shutil.which("uv")
-    if uv is None:
-        raise ArchiveError("uv is needed to export requirements from uv.lock; install uv")
+    uv = _find_uv()
     cmd = [
         uv,
         "export",
