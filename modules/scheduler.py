@@ -32,7 +32,7 @@ def pipeline_job_body(
         "serviceAccount": service_account,
         "labels": {"env": ctx.env, "app": "salesloop", "trigger": "scheduler"},
         "runtimeConfig": {
-            "gcsOutputDirectory": f"{root}/runs/{pipeline}",
+            "gcsOutputDirectory": f"{root}/root",  # = training.vertex.pipeline_root default
             "parameterValues": {"env": ctx.env},
         },
     }
