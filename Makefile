@@ -45,8 +45,8 @@ synth: setup ## Synthesize the dev and prod stacks into cdktf.out/
 policy: synth ## checkov on the synthesized stacks (prod: 0 failed checks)
 	$(UV) run --frozen bash scripts/policy.sh
 
-infra-diff: setup ## Readable diff of dev vs prod synthesized stacks
-	$(UV) run --frozen salesloop infra diff dev prod
+infra-diff: setup ## Readable diff of dev vs prod synthesized stacks (exit 1 means "they differ")
+	$(UV) run --frozen salesloop infra diff dev prod || test $$? -eq 1
 
 images: ## Build the serving and training images (needs a Docker engine)
 	bash scripts/images.sh

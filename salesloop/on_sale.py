@@ -198,6 +198,7 @@ class OnSaleHandler:
                 forecasts,
                 sender=self.settings.alerts.sender,
                 env=self.settings.env,
+                interval_level=self.settings.alerts.interval_level,
             )
             self.send_email(msg)
             message_ids.append(str(msg["Message-ID"]))
