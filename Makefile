@@ -7,7 +7,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_RUNTIME_PACKAGE_CACHE_ROOT ?= $(CURDIR)/.jsii-cache
 export UV_LINK_MODE ?= copy
 
-.PHONY: help setup demo test test-fast lint bench synth policy infra-diff images clean
+.PHONY: help setup chromium demo test test-fast lint bench synth policy infra-diff images clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,7 +24,10 @@ setup: .venv/.synced ## Install the locked environment (uv + .venv)
 demo: setup ## Run the whole local loop (real local parts), print the summary
 	$(UV) run --frozen salesloop demo
 
-test: setup ## Run the test suite (unit, integration, e2e, infra)
+chromium: ## Install Debian's headless Chromium (the report rendering test needs it)
+	bash scripts/install-chromium.sh || echo "chromium unavailable: the report rendering test will be skipped"
+
+test: setup chromium ## Run the test suite (unit, integration, e2e, infra)
 	$(UV) run --frozen pytest -q -n 2 --dist loadgroup
 
 test-fast: setup ## Unit tests only
