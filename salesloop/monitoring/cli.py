@@ -65,7 +65,7 @@ def cli_settings(env: str | None, run_dir: Path | None) -> Settings:
     except SettingsError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    if run_dir is not None and overlay is None:
+    if run_dir is not None:
         settings = settings.model_copy(
             update={"local": settings.local.model_copy(update={"run_dir": run_dir})}
         )

@@ -120,3 +120,24 @@ def test_bad_inputs_fail_clearly(run_dir: tuple[Path, scenario.Scenario]) -> Non
         app, ["replay", "--env", "prod", "--from", "2016-02-01", "--to", "2016-02-01"]
     )
     assert res.exit_code == 2
+
+
+@pytest.mark.integration
+def test_monitor_emails_the_ml_owner_over_smtp(run_dir: tuple[Path, scenario.Scenario]) -> None:
+    """The CLI's real mail path: SmtpMailer to the local aiosmtpd mailbox (loopback)."""
+    import mailbox
+
+    from salesloop.local.mailbox import MailboxServer
+
+    path, _ = run_dir
+    with MailboxServer(path / "mailbox") as server:
+        (path / "overlay.yaml").write_text(f"smtp:\n  host: 127.0.0.1\n  port: {server.port}\n")
+        res = CliRunner().invoke(
+            app, ["monitor", "--run-dir", str(path), "--now", "data", "--email"]
+        )
+        assert res.exit_code == 0, res.output
+    messages = list(mailbox.Maildir(path / "mailbox", create=False))
+    assert len(messages) == 1
+    msg = messages[0]
+    assert msg["To"] == "ml-owner@example.com" and "Monitoring: model v1" in msg["Subject"]
+    assert any(p.get_content_type() == "image/png" for p in msg.walk())
