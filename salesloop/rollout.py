@@ -54,6 +54,7 @@ class ProbeResult:
     latencies_ms: list[float] = field(default_factory=list)
     # Predictions served by the canary deployment (None when the probe cannot tell who answered).
     canary_predictions: pd.DataFrame | None = None
+    canary_responses: int = 0
     detail: str = ""
 
     @property
@@ -63,6 +64,10 @@ class ProbeResult:
     @property
     def p95_ms(self) -> float:
         return float(np.percentile(self.latencies_ms, 95)) if self.latencies_ms else 0.0
+
+
+class ProbeUnavailable(RuntimeError):
+    """The endpoint does not answer at all (no server): distinct from a failing canary."""
 
 
 class EndpointProbe(Protocol):
@@ -224,11 +229,80 @@ def probe_history(frame: pd.DataFrame, n_series: int, periods: int, seed: int = 
     return hist[hist[TIME_COL].isin(last)].reset_index(drop=True)
 
 
+class PredictorProbe:
+    """Probe an endpoint through the Predictor port with small requests of probe series.
+
+    The endpoint picks a deployed model per request by a stable hash of the request (a retried
+    request lands on the same model), so every probe request carries a different window of the
+    probe series; requests continue until the canary answered at least once, up to enough requests
+    that missing a canary at ``traffic``% would be a one-in-ten-thousand event.
+    """
+
+    def __init__(
+        self, predictor: Any, instances: Sequence[dict[str, Any]], *, batch: int = 4
+    ) -> None:
+        if not instances:
+            raise ValueError("no probe instances")
+        self.predictor = predictor
+        self.instances = list(instances)
+        self.batch = max(1, min(batch, len(self.instances)))
+
+    @staticmethod
+    def requests_for(traffic: int, minimum: int) -> int:
+        if traffic >= 100:
+            return max(minimum, 1)
+        miss = 1.0 - traffic / 100.0
+        return max(minimum, math.ceil(math.log(1e-4) / math.log(miss)))
+
+    def __call__(self, version: str, traffic: int, requests: int) -> ProbeResult:
+        from salesloop.predictor.codec import predictions_to_frame
+
+        n = len(self.instances)
+        limit = self.requests_for(traffic, requests)
+        latencies: list[float] = []
+        errors = 0
+        served: list[dict[str, Any]] = []
+        hits = 0
+        sent = 0
+        first_error = ""
+        for i in range(limit):
+            if sent >= requests and hits > 0:
+                break
+            start = i % n
+            chunk = (self.instances + self.instances)[start : start + self.batch]
+            t0 = time.perf_counter()
+            sent += 1
+            try:
+                batch = self.predictor.predict(chunk)
+            except Exception as exc:
+                if isinstance(exc, ConnectionError | OSError) and sent == 1:
+                    raise ProbeUnavailable(f"endpoint unreachable: {exc}") from exc
+                errors += 1
+                first_error = first_error or f"({type(exc).__name__}: {str(exc)[:200]})"
+                continue
+            finally:
+                latencies.append((time.perf_counter() - t0) * 1000.0)
+            mine = [p for p in batch.predictions if str(p.get("model_version")) == version]
+            if mine:
+                hits += 1
+                served += mine
+        canary = None
+        if served:
+            frame = predictions_to_frame(served)
+            canary = frame.rename(columns={"series_id": ID_COL, "target_date": TIME_COL})
+        return ProbeResult(sent, errors, latencies, canary, hits, first_error)
+
+
 # -- rollout ---------------------------------------------------------------------------------------
 
 
-def _probe_checks(result: ProbeResult, canary: CanarySettings) -> list[Check]:
+def _probe_checks(result: ProbeResult, canary: CanarySettings, traffic: int) -> list[Check]:
     return [
+        Check(
+            "canary_served",
+            result.canary_responses > 0 or traffic == 0,
+            f"{result.canary_responses} of {result.requests} responses came from the canary",
+        ),
         Check(
             "endpoint_errors",
             result.error_rate <= canary.max_error_rate,
@@ -261,7 +335,6 @@ def canary_rollout(
     horizon: int,
     levels: Sequence[int],
     probe: EndpointProbe | None = None,
-    settle_s: float = 0.0,
     log: Callable[[str], None] | None = None,
 ) -> RolloutResult:
     """Roll ``version`` out in steps; promote it or roll back (see the module docstring)."""
@@ -300,16 +373,20 @@ def canary_rollout(
             record = StepRecord(traffic, [Check("deploy", False, f"{type(exc).__name__}: {exc}")])
             result.steps.append(record)
             return _rollback(registry, result, champion, record, deployed=True, log=say)
-        if settle_s:
-            time.sleep(settle_s)
+        if probe is not None and canary.settle_s:
+            time.sleep(canary.settle_s)
         checks = []
         if probe is not None and canary.health_requests:
             try:
                 probed = probe(version, traffic, canary.health_requests)
-                checks += _probe_checks(probed, canary)
+                checks += _probe_checks(probed, canary, traffic)
                 if probed.canary_predictions is not None and len(probed.canary_predictions):
                     served = sanity_checks(probed.canary_predictions, levels, sanity, None)
                     checks += [Check(f"served_{c.name}", c.passed, c.detail) for c in served]
+            except ProbeUnavailable as exc:
+                checks.append(
+                    Check("endpoint_reachable", not canary.require_endpoint, f"{exc}; skipped")
+                )
             except Exception as exc:
                 checks.append(Check("probe", False, f"{type(exc).__name__}: {exc}"))
         record = StepRecord(traffic, checks)

@@ -20,7 +20,6 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from salesloop.config import Settings, SettingsError
@@ -100,6 +99,11 @@ class CanarySettings(_Strict):
     health_requests: int = Field(default=20, ge=0, le=10_000)
     max_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     max_latency_p95_ms: float = Field(default=5000.0, gt=0)
+    # Seconds to let the endpoint pick up a new traffic split before probing it.
+    settle_s: float = Field(default=1.0, ge=0.0, le=600.0)
+    # True: an unreachable endpoint fails the canary. False (local runs without a model server):
+    # the endpoint checks are skipped, recorded, and only the artifact checks gate the rollout.
+    require_endpoint: bool = False
 
     @field_validator("steps")
     @classmethod
@@ -159,14 +163,15 @@ class TrainingSettings(_Strict):
             return [{"name": x, "kind": x} if isinstance(x, str) else x for x in v]
         return v
 
-    @model_validator(mode="after")
-    def _unique(self) -> TrainingSettings:
-        names = [c.name for c in self.candidates]
+    @field_validator("candidates")
+    @classmethod
+    def _unique(cls, v: tuple[CandidateSpec, ...]) -> tuple[CandidateSpec, ...]:
+        names = [c.name for c in v]
         if not names:
             raise ValueError("candidates must name at least one model")
         if len(set(names)) != len(names):
             raise ValueError(f"candidate names must be unique, got {names}")
-        return self
+        return v
 
     def candidate(self, name: str) -> CandidateSpec:
         for spec in self.candidates:
@@ -213,7 +218,8 @@ def training_settings(settings: Settings) -> TrainingSettings:
         parsed = TrainingSettings.model_validate(settings.training)
     except ValidationError as exc:
         problems = [
-            f"training.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(['training', *(str(p) for p in err['loc'])])}: {err['msg']}"
+            for err in exc.errors()
         ]
         raise SettingsError(
             f"invalid training settings ({settings.env}):\n  " + "\n  ".join(problems)

@@ -69,7 +69,7 @@ def make_pipeline(image: str = DEFAULT_IMAGE) -> Any:
             backtest=backtest.outputs["backtest"],
             decision=gate.outputs["decision"],
         )
-        with dsl.If(gate.outputs["status"] == "accepted", name="gate-accepted"):
+        with dsl.If(gate.outputs["Output"] == "accepted", name="gate-accepted"):
             rollout = c["rollout_version"](
                 env=env,
                 overlay=overlay,
@@ -81,7 +81,7 @@ def make_pipeline(image: str = DEFAULT_IMAGE) -> Any:
         for task in (extract, validate, train, backtest, gate, register, rollout):
             task.set_caching_options(False)
         outputs = NamedTuple("outputs", [("version", str), ("status", str)])  # noqa: UP014
-        return outputs(register.output, gate.outputs["status"])
+        return outputs(register.output, gate.outputs["Output"])
 
     return training_pipeline
 

@@ -370,6 +370,39 @@ def register_step(
 # -- rollout -------------------------------------------------------------------------------------
 
 
+class _Unreachable:
+    """A probe for an endpoint that did not answer its health check."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def __call__(self, version: str, traffic: int, requests: int) -> Any:
+        from salesloop.rollout import ProbeUnavailable
+
+        raise ProbeUnavailable(self.why)
+
+
+def endpoint_probe(settings: Settings, train: TrainingSettings, history: pd.DataFrame) -> Any:
+    """A probe through this environment's predictor, or None when there is no endpoint to probe."""
+    if not train.canary.health_requests or settings.predictor.kind != "endpoint":
+        return None
+    api = settings.predictor.api_endpoint
+    if api:
+        import requests
+
+        try:
+            requests.get(f"{api.rstrip('/')}/health", timeout=2.0)
+        except requests.RequestException as exc:
+            return _Unreachable(f"{api} does not answer ({type(exc).__name__})")
+    from salesloop.predictor.codec import instances_from_frame
+    from salesloop.predictor.endpoint import EndpointPredictor
+    from salesloop.rollout import PredictorProbe
+
+    return PredictorProbe(
+        EndpointPredictor(settings, max_attempts=1), instances_from_frame(history)
+    )
+
+
 def rollout_step(
     env: str,
     version: str,
@@ -385,10 +418,17 @@ def rollout_step(
 
     settings, train = pipeline_settings(env, overlay)
     registry = open_registry(registry_root)
+    status = registry.get(version).metadata.get("status")
+    if status != "accepted":
+        # The pipeline only gets here through the gate's branch; a manual re-run must not
+        # roll out a rejected version either.
+        raise ValueError(f"{version} has gate status {status!r}; only accepted versions roll out")
     frame = pd.read_parquet(frame_path)
     model = registry.load_model(version)
     periods = max(int(model.metadata.min_history or 1), 2 * settings.forecast.season_length)
     history = probe_history(frame, train.sanity.probe_series, periods)
+    if probe is None:
+        probe = endpoint_probe(settings, train, history)
     result = canary_rollout(
         registry,
         endpoint_id or settings.predictor.endpoint_id,

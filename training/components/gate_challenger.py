@@ -1,8 +1,6 @@
 """Accept or reject the chosen challenger against SeasonalNaive and the champion (thresholds in settings)."""
 
 # No `from __future__ import annotations`: kfp reads the real annotations of the signature.
-from typing import NamedTuple
-
 from kfp.dsl import Artifact, Input, Output
 
 
@@ -11,15 +9,16 @@ def gate_challenger(
     overlay: str,
     backtest: Input[Artifact],
     decision: Output[Artifact],
-) -> NamedTuple("Outputs", [("status", str), ("reason", str)]):  # type: ignore[valid-type]
-    from collections import namedtuple
+) -> str:
+    """Returns "accepted" or "rejected"; the reasons are in the ``decision`` artifact.
+
+    The status is the plain return value on purpose: kfp.local (2.17) resolves ``dsl.If`` on a
+    task's ``Output`` parameter but not on one field of a NamedTuple output.
+    """
     from pathlib import Path
 
     from salesloop.pipeline.steps import BACKTEST_FILE, gate_step
 
-    result = gate_step(
-        env, str(Path(backtest.path) / BACKTEST_FILE), decision.path, overlay=overlay
-    )
-    decision.metadata.update({"status": result.status})
-    outputs = namedtuple("outputs", ["status", "reason"])
-    return outputs(result.status, result.reason)
+    result = gate_step(env, str(Path(backtest.path) / BACKTEST_FILE), decision.path, overlay=overlay)
+    decision.metadata.update({"status": result.status, "reason": result.reason[:500]})
+    return result.status

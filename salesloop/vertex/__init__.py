@@ -1,0 +1,1 @@
+"""Vertex AI adapters of the training side: Model Registry versions/aliases, PipelineJob builder."""
