@@ -17,6 +17,13 @@ that the model degraded). Breaches of the kinds listed in ``retrain_on`` decide 
 owner is emailed; the optional ``on_retrain`` callback (the training pipeline) runs; its outcome
 is recorded too. A run is keyed by its ``run_id`` (derived from ``now``), so running it again for
 the same instant changes nothing and sends nothing twice.
+
+Rows per run (``metric`` / ``scope``): ``mase, wape, bias, scaled_bias, coverage_80, coverage_95,
+n_forecasts`` per ``overall | cat:X | store:Y``; ``mase_vs_backtest`` / overall;
+``js_divergence`` or ``linf_distance`` / ``feature:F``; ``js_divergence`` / ``prediction:yhat``;
+and three decision rows whose ``breached`` means "yes": ``retrain_decision`` (a retraining
+threshold was crossed), ``retrain_triggered`` (retraining was asked for; the cooldown reads these)
+and, after the hook ran, ``retrain_outcome`` / ``<status>:<version>`` (value 1 when promoted).
 """
 
 from __future__ import annotations
