@@ -81,14 +81,15 @@ def to_frame(
     sales: pd.DataFrame,
     freq: str = "D",
     *,
-    end: pd.Timestamp | str | None = None,
+    end: pd.Timestamp | str | pd.Series | None = None,
 ) -> pd.DataFrame:
     """SALES-shaped rows → the model's long frame on a complete period grid.
 
     * A later row for the same (series, date) is a correction and wins (by ``inserted_at`` when the
       rows carry it, else by position).
     * Each series runs from its first row (a launch: no leading zeros are invented) to ``end``
-      (default: the last date in ``sales``), missing periods get 0 units.
+      (default: the last date in ``sales``; a Series indexed by series_id gives each its own
+      end), missing periods get 0 units.
     * The price of a filled period is the series' last known price; SNAP of a filled day is its
       state's SNAP that day if any row says so; the event flag holds when any row of the day names
       an event.
@@ -109,7 +110,6 @@ def to_frame(
     if df.empty:
         return _empty_frame()
     pfreq = pandas_freq(freq, ds.iloc[0])
-    last = pd.Timestamp(end) if end is not None else ds.max()
     obs = pd.DataFrame(
         {
             ID_COL: df["series_id"].astype(str).to_numpy(),
@@ -125,7 +125,14 @@ def to_frame(
             "state_id": df["state_id"].astype(str).to_numpy(),
         }
     )
-    obs = obs[obs[TIME_COL] <= last]
+    if isinstance(end, pd.Series):
+        ends = pd.to_datetime(end).dt.tz_localize(None).dt.normalize()
+        ends.index = ends.index.astype(str)
+        own_end = ends.reindex(obs[ID_COL]).to_numpy()
+        obs = obs[~pd.isna(own_end) & (obs[TIME_COL].to_numpy() <= own_end)]
+    else:
+        last = pd.Timestamp(end) if end is not None else ds.max()
+        obs = obs[obs[TIME_COL] <= last]
     statics = (
         df.assign(**{ID_COL: df["series_id"].astype(str)})
         .drop_duplicates(ID_COL, keep="last")
@@ -133,11 +140,12 @@ def to_frame(
         .astype(str)
     )
     firsts = obs.groupby(ID_COL, sort=True)[TIME_COL].min()
+    if isinstance(end, pd.Series):
+        series_ends = pd.DatetimeIndex(ends.reindex(firsts.index).to_numpy())
+    else:
+        series_ends = pd.DatetimeIndex(np.full(len(firsts), last))
     grid = period_grid(
-        firsts.index.to_numpy(),
-        pd.DatetimeIndex(firsts.to_numpy()),
-        pd.DatetimeIndex(np.full(len(firsts), last)),
-        pfreq,
+        firsts.index.to_numpy(), pd.DatetimeIndex(firsts.to_numpy()), series_ends, pfreq
     )
     out = grid.merge(obs.drop(columns="state_id"), on=[ID_COL, TIME_COL], how="left")
     out[TARGET_COL] = out[TARGET_COL].fillna(0.0)

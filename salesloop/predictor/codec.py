@@ -1,0 +1,400 @@
+"""The wire format between callers and the model server (shared by both sides).
+
+One instance per series, with the history as parallel JSON arrays rather than one object per day:
+~4x smaller and ~10x faster to encode and parse, which is what keeps a batch of a few thousand
+series under Vertex's 1.5 MB request limit::
+
+    {"series_id": "CA_1/FOODS_1_001", "store_id": "CA_1", "item_id": "FOODS_1_001",
+     "dept_id": "FOODS_1", "cat_id": "FOODS", "state_id": "CA",
+     "start": "2016-03-01",                 # first history period
+     "units": [3, 0, 1, ...], "sell_price": [2.5, 2.5, null, ...], "snap": [1, 0, ...],
+     "event": [0, 0, ...],
+     "future": {"snap": [...], "event": [...], "sell_price": [...]}}   # optional, <= horizon
+
+A prediction::
+
+    {"series_id": ..., "forecast_origin": "2016-03-31", "target_dates": ["2016-04-01", ...],
+     "yhat": [...], "lo_80": [...], "hi_80": [...], "lo_95": [...], "hi_95": [...]}
+
+Values are rounded to :data:`DECIMALS` places (units; more digits are noise and bytes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from salesloop.model.frame import (
+    EXOG_COLUMNS,
+    ID_COL,
+    STATIC_COLUMNS,
+    TARGET_COL,
+    TIME_COL,
+    pandas_freq,
+    to_frame,
+)
+
+DECIMALS = 4
+_ARRAYS = ("units", "sell_price", "snap", "event")
+
+
+class InstanceError(ValueError):
+    """An instance is malformed (the server answers 400 INVALID_ARGUMENT)."""
+
+
+# -- caller side -----------------------------------------------------------------------------
+def instances_from_history(
+    history: pd.DataFrame,
+    recent_days: int | None = None,
+    *,
+    freq: str = "D",
+    max_periods: int | None = None,
+    future: pd.DataFrame | None = None,
+) -> list[dict[str, Any]]:
+    """SALES-shaped history rows → one instance per series.
+
+    Each series ends at its ``origin`` column when present (the last loaded day), else at its last
+    row; only the ``recent_days`` up to it are used (the job-history query also returns last
+    year's week for the alert baseline, which is not model input). Missing days become 0 units,
+    as in training (:func:`salesloop.model.to_frame`). ``max_periods`` keeps only that many most
+    recent periods (the model's ``min_history``). ``future``: rows of ``series_id, date`` with any
+    of ``sell_price, snap, event_name`` for the horizon, when the caller knows them.
+    """
+    if history.empty:
+        return []
+    df = history
+    dates = pd.to_datetime(df["date"]).dt.tz_localize(None).dt.normalize()
+    if "origin" in df.columns:
+        origin = pd.to_datetime(df["origin"]).dt.tz_localize(None).dt.normalize()
+    else:
+        origin = dates.groupby(df["series_id"]).transform("max")
+    keep = dates <= origin
+    if recent_days is not None:
+        keep &= dates > origin - pd.to_timedelta(recent_days, unit="D")
+    df = df[keep.to_numpy()]
+    ends = origin[keep.to_numpy()].groupby(df["series_id"].to_numpy()).max()
+    frame = to_frame(df, freq=freq, end=ends)
+    if max_periods is not None:
+        frame = frame.groupby(ID_COL, sort=False, observed=True).tail(max_periods)
+    return instances_from_frame(frame, future=future)
+
+
+def instances_from_frame(
+    frame: pd.DataFrame, *, future: pd.DataFrame | None = None
+) -> list[dict[str, Any]]:
+    """The model's long frame (series-major, time ascending) → instances."""
+    ids = frame[ID_COL].to_numpy()
+    if len(ids) == 0:
+        return []
+    change = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [len(ids)]])
+    start_dates = np.datetime_as_string(frame[TIME_COL].to_numpy()[starts], unit="D")
+    units = _round_list(frame[TARGET_COL].to_numpy(dtype=float))
+    price = _nullable_list(frame["sell_price"].to_numpy(dtype=float))
+    snap = frame["snap"].to_numpy(dtype=float).astype(int).tolist()
+    event = frame["event"].to_numpy(dtype=float).astype(int).tolist()
+    statics = {c: frame[c].astype(str).to_numpy()[starts] for c in STATIC_COLUMNS}
+    fut = _future_by_series(future) if future is not None else {}
+    out = []
+    for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        uid = str(ids[a])
+        inst: dict[str, Any] = {"series_id": uid}
+        for c in STATIC_COLUMNS:
+            inst[c] = str(statics[c][i])
+        inst["start"] = str(start_dates[i])
+        inst["units"] = units[a:b]
+        inst["sell_price"] = price[a:b]
+        inst["snap"] = snap[a:b]
+        inst["event"] = event[a:b]
+        if uid in fut:
+            inst["future"] = fut[uid]
+        out.append(inst)
+    return out
+
+
+def _future_by_series(future: pd.DataFrame) -> dict[str, dict[str, list[Any]]]:
+    f = future.copy()
+    if "series_id" not in f.columns and ID_COL in f.columns:
+        f["series_id"] = f[ID_COL]
+    if "event" not in f.columns and "event_name" in f.columns:
+        f["event"] = f["event_name"].notna().astype(int)
+    date_col = "date" if "date" in f.columns else TIME_COL
+    f = f.sort_values(["series_id", date_col])
+    out: dict[str, dict[str, list[Any]]] = {}
+    for uid, g in f.groupby("series_id", sort=False):
+        entry: dict[str, list[Any]] = {}
+        for col in EXOG_COLUMNS:
+            if col in g.columns:
+                entry[col] = _nullable_list(
+                    pd.to_numeric(g[col], errors="coerce").to_numpy(dtype=float)
+                )
+        out[str(uid)] = entry
+    return out
+
+
+def trim_instances(
+    instances: Sequence[Mapping[str, Any]], max_periods: int, freq: str = "D"
+) -> list[dict[str, Any]]:
+    """Keep the last ``max_periods`` of each instance's history (start moves forward with it)."""
+    out = []
+    for inst in instances:
+        n = len(inst["units"])
+        if n <= max_periods:
+            out.append(dict(inst))
+            continue
+        drop = n - max_periods
+        new = dict(inst)
+        for key in _ARRAYS:
+            if key in inst and inst[key] is not None:
+                new[key] = list(inst[key])[drop:]
+        start = pd.Timestamp(inst["start"])
+        new["start"] = str(
+            (start + pd.tseries.frequencies.to_offset(pandas_freq(freq, start)) * drop).date()
+        )
+        out.append(new)
+    return out
+
+
+def predictions_to_frame(
+    predictions: Sequence[Mapping[str, Any]], history: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Predictions → long rows shaped like the ``forecasts`` table (without the event columns).
+
+    ``store_id``/``cat_id`` come from ``history`` (any frame with ``series_id`` and them) when the
+    predictions do not carry them; ``model_version`` is kept when the predictor stamped it.
+    """
+    rows: dict[str, list[Any]] = {
+        "series_id": [],
+        "forecast_origin": [],
+        "horizon_day": [],
+        "target_date": [],
+    }
+    level_keys = sorted(
+        {k for p in predictions for k in p if k.startswith(("lo_", "hi_"))},
+        key=lambda k: (int(k.split("_")[1]), k),
+    )
+    values: dict[str, list[Any]] = {k: [] for k in ["yhat", *level_keys]}
+    versions: list[Any] = []
+    for p in predictions:
+        h = len(p["yhat"])
+        rows["series_id"] += [p["series_id"]] * h
+        rows["forecast_origin"] += [p["forecast_origin"]] * h
+        rows["horizon_day"] += list(range(1, h + 1))
+        rows["target_date"] += list(p["target_dates"])
+        for k in values:
+            values[k] += list(p.get(k) or [None] * h)
+        versions += [p.get("model_version")] * h
+    out = pd.DataFrame({**rows, **values})
+    out["forecast_origin"] = pd.to_datetime(out["forecast_origin"])
+    out["target_date"] = pd.to_datetime(out["target_date"])
+    out["horizon_day"] = out["horizon_day"].astype("int64")
+    for k in values:
+        out[k] = pd.to_numeric(out[k], errors="coerce").astype(float)
+    if any(v is not None for v in versions):
+        out["model_version"] = versions
+    if history is not None and len(history):
+        ids = history.drop_duplicates("series_id", keep="last").set_index("series_id")
+        for col in ("store_id", "cat_id"):
+            if col in ids.columns:
+                out.insert(1, col, ids[col].reindex(out["series_id"]).to_numpy())
+        cols = ["series_id", *[c for c in ("store_id", "cat_id") if c in out.columns]]
+        out = out[cols + [c for c in out.columns if c not in cols]]
+    return out
+
+
+# -- server side -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DecodedBatch:
+    """Instances as model frames; ``order`` is the request order of series ids."""
+
+    history: pd.DataFrame
+    future: pd.DataFrame | None
+    order: list[str]
+    origins: np.ndarray  # last history period per series, request order (datetime64[ns])
+
+
+def decode_instances(instances: Sequence[Any], freq: str = "D") -> DecodedBatch:
+    """Instances → (history long frame, future exogenous frame), vectorised over the batch."""
+    if not isinstance(instances, Sequence) or isinstance(instances, (str, bytes)):
+        raise InstanceError("instances must be a list")
+    if not instances:
+        raise InstanceError("instances is empty")
+    order: list[str] = []
+    lengths: list[int] = []
+    starts: list[str] = []
+    statics: dict[str, list[str]] = {c: [] for c in STATIC_COLUMNS}
+    columns: dict[str, list[Sequence[Any]]] = {k: [] for k in _ARRAYS}
+    fut_rows: list[tuple[int, Mapping[str, Any]]] = []
+    for i, inst in enumerate(instances):
+        if not isinstance(inst, Mapping):
+            raise InstanceError(f"instance {i} is not an object")
+        try:
+            sid = inst["series_id"]
+            units = inst["units"]
+            start = inst["start"]
+        except KeyError as exc:
+            raise InstanceError(f"instance {i} lacks {exc.args[0]!r}") from None
+        if not isinstance(sid, str) or not sid:
+            raise InstanceError(f"instance {i}: series_id must be a non-empty string")
+        if not isinstance(units, list) or not units:
+            raise InstanceError(f"instance {i} ({sid}): units must be a non-empty list")
+        n = len(units)
+        order.append(sid)
+        lengths.append(n)
+        starts.append(str(start))
+        for c in STATIC_COLUMNS:
+            statics[c].append(str(inst.get(c) or ""))
+        columns["units"].append(units)
+        for key in ("sell_price", "snap", "event"):
+            arr = inst.get(key)
+            if arr is None:
+                arr = [None] * n
+            elif not isinstance(arr, list) or len(arr) != n:
+                raise InstanceError(f"instance {i} ({sid}): {key} must be a list as long as units")
+            columns[key].append(arr)
+        fut = inst.get("future")
+        if fut:
+            if not isinstance(fut, Mapping):
+                raise InstanceError(f"instance {i} ({sid}): future must be an object")
+            fut_rows.append((i, fut))
+    if len(set(order)) != len(order):
+        raise InstanceError("a series_id appears twice in one request")
+    counts = np.asarray(lengths, dtype=np.int64)
+    try:
+        y = _floats(columns["units"])
+        price = _floats(columns["sell_price"])
+        snap = _floats(columns["snap"])
+        event = _floats(columns["event"])
+        start_days = np.array(starts, dtype="datetime64[D]")
+    except (TypeError, ValueError) as exc:
+        raise InstanceError(f"bad value in instances: {exc}") from None
+    if (y[~np.isnan(y)] < 0).any():
+        raise InstanceError("units must be >= 0")
+    y = np.nan_to_num(y, nan=0.0)
+    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    pfreq = pandas_freq(freq, pd.Timestamp(start_days[0]))
+    if pfreq == "D":
+        ds = (np.repeat(start_days, counts) + offsets).astype("datetime64[ns]")
+    else:
+        ds = np.concatenate(
+            [
+                pd.date_range(s, periods=n, freq=pfreq).values
+                for s, n in zip(start_days, counts, strict=True)
+            ]
+        )
+    ids = np.repeat(np.asarray(order, dtype=object), counts)
+    history = pd.DataFrame(
+        {
+            ID_COL: ids,
+            TIME_COL: ds,
+            TARGET_COL: y,
+            **{
+                c: pd.Categorical(np.repeat(np.asarray(statics[c], dtype=object), counts))
+                for c in STATIC_COLUMNS
+            },
+            "sell_price": price,
+            "snap": np.nan_to_num(snap, nan=0.0),
+            "event": np.nan_to_num(event, nan=0.0),
+        }
+    )
+    future = _decode_future(fut_rows, order, start_days, counts, pfreq) if fut_rows else None
+    return DecodedBatch(history, future, order, ds[np.cumsum(counts) - 1])
+
+
+def _floats(lists: Iterable[Sequence[Any]]) -> np.ndarray:
+    """Concatenate JSON number lists (``null`` → NaN) into one float array."""
+    return np.array(list(chain.from_iterable(lists)), dtype=float)
+
+
+def _decode_future(
+    rows: list[tuple[int, Mapping[str, Any]]],
+    order: list[str],
+    start_days: np.ndarray,
+    counts: np.ndarray,
+    pfreq: str,
+) -> pd.DataFrame:
+    parts = []
+    for i, fut in rows:
+        n = max((len(v) for v in fut.values() if isinstance(v, list)), default=0)
+        if n == 0:
+            continue
+        last = pd.Timestamp(start_days[i]) + pd.tseries.frequencies.to_offset(pfreq) * (
+            int(counts[i]) - 1
+        )
+        dates = pd.date_range(last, periods=n + 1, freq=pfreq)[1:]
+        part: dict[str, Any] = {ID_COL: order[i], TIME_COL: dates}
+        for col in EXOG_COLUMNS:
+            vals = fut.get(col)
+            if vals is None:
+                continue
+            if not isinstance(vals, list):
+                raise InstanceError(f"instance {i}: future.{col} must be a list")
+            arr = np.full(n, np.nan)
+            try:
+                arr[: len(vals)] = np.array(vals, dtype=float)
+            except (TypeError, ValueError) as exc:
+                raise InstanceError(f"instance {i}: future.{col}: {exc}") from None
+            part[col] = arr
+        parts.append(pd.DataFrame(part))
+    if not parts:
+        return pd.DataFrame(columns=[ID_COL, TIME_COL])
+    return pd.concat(parts, ignore_index=True)
+
+
+def encode_predictions(
+    forecast: pd.DataFrame,
+    order: Sequence[str],
+    origins: np.ndarray,
+    levels: Sequence[int],
+    decimals: int = DECIMALS,
+) -> list[dict[str, Any]]:
+    """The model's long output → one prediction per series, in request order (``origins``:
+    each series' last history period, the same order)."""
+    uids = forecast[ID_COL].to_numpy()
+    n_rows = len(uids)
+    h = int(n_rows // max(len(set(order)), 1)) if n_rows else 0
+    if h == 0 or n_rows != h * len(order):
+        raise ValueError("forecast does not have one row per series and horizon step")
+    block_uids = uids[::h]
+    position = {uid: k for k, uid in enumerate(block_uids)}
+    try:
+        idx = np.fromiter((position[s] for s in order), dtype=np.int64, count=len(order))
+    except KeyError as exc:
+        raise ValueError(f"no forecast for series {exc.args[0]!r}") from None
+    ds = forecast[TIME_COL].to_numpy().reshape(-1, h)[idx]
+    dates = np.datetime_as_string(ds, unit="D")
+    origin_days = np.datetime_as_string(np.asarray(origins, dtype="datetime64[ns]"), unit="D")
+    cols = ["yhat"] + [f"{side}_{lv}" for lv in sorted(levels) for side in ("lo", "hi")]
+    mats = {
+        c: np.round(forecast[c].to_numpy(dtype=float).reshape(-1, h)[idx], decimals).tolist()
+        for c in cols
+    }
+    date_lists = dates.tolist()
+    out = []
+    for k, sid in enumerate(order):
+        pred: dict[str, Any] = {
+            "series_id": sid,
+            "forecast_origin": str(origin_days[k]),
+            "target_dates": date_lists[k],
+        }
+        for c in cols:
+            pred[c] = mats[c][k]
+        out.append(pred)
+    return out
+
+
+def _round_list(values: np.ndarray) -> list[Any]:
+    return np.round(values, DECIMALS).tolist()
+
+
+def _nullable_list(values: np.ndarray) -> list[Any]:
+    out: list[Any] = np.round(values, DECIMALS).tolist()
+    if np.isnan(values).any():
+        out = [None if v != v else v for v in out]
+    return out
