@@ -168,6 +168,13 @@ def _wire_optional() -> None:
     except ImportError:  # pragma: no cover
         pass
     try:
+        from salesloop.monitoring.cli import app as monitoring_app
+
+        for cmd in monitoring_app.registered_commands:
+            app.registered_commands.append(cmd)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
         from salesloop.infra_diff import app as infra_app
 
         app.add_typer(
