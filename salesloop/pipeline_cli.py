@@ -10,6 +10,7 @@ Registered on the main CLI with ``app.add_typer(pipeline_app, name="pipeline")``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -86,24 +87,28 @@ def run(
     env = os.environ.get("SALESLOOP_ENV") or "local"
     settings = _settings(env)
     if settings.warehouse.backend != "duckdb" and warehouse is None:
-        typer.echo(f"{env} uses BigQuery: run it on Vertex AI (`salesloop pipeline submit`)", err=True)
+        typer.echo(
+            f"{env} uses BigQuery: run it on Vertex AI (`salesloop pipeline submit`)", err=True
+        )
         raise typer.Exit(2)
     base = run_dir or settings.run_dir
     reg = registry or registry_dir(settings)
     _training()
     from training.local import run_local
 
-    outcome = run_local(
-        env=env,
-        pipeline_root=base / "pipeline_root",
-        registry_root=reg,
-        endpoint_id=endpoint_id or settings.predictor.endpoint_id,
-        overlay=overlay,
-        warehouse_path=warehouse,
-        end_date=end_date,
-        history_days=history_days,
-        series_filter=series_filter,
-    )
+    # kfp.local logs every task to stdout; keep stdout for the result (``--json`` is parseable).
+    with contextlib.redirect_stdout(sys.stderr):
+        outcome = run_local(
+            env=env,
+            pipeline_root=base / "pipeline_root",
+            registry_root=reg,
+            endpoint_id=endpoint_id or settings.predictor.endpoint_id,
+            overlay=overlay,
+            warehouse_path=warehouse,
+            end_date=end_date,
+            history_days=history_days,
+            series_filter=series_filter,
+        )
     from salesloop.registry import LocalRegistry
 
     reg_obj = LocalRegistry(reg)
@@ -139,7 +144,9 @@ def compile_(
     _training()
     from training.pipeline import compile_pipeline
 
-    path = compile_pipeline(out or Path(train.vertex.template_path), image or str(train.vertex.image))
+    path = compile_pipeline(
+        out or Path(train.vertex.template_path), image or str(train.vertex.image)
+    )
     typer.echo(str(path))
 
 
@@ -176,7 +183,7 @@ def submit(
     if dry_run:
         from google.auth.credentials import AnonymousCredentials
 
-        credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
+        credentials = AnonymousCredentials()
     try:
         submission = build_pipeline_job(
             settings,

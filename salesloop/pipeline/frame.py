@@ -190,9 +190,19 @@ def validate_frame(
         raw = raw_schema().validate(raw, lazy=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
-        for (col, check), part in cases.groupby(["column", "check"], dropna=False, sort=True):
+        unique = cases["check"].astype(str) == "multiple_fields_uniqueness"
+        for (col, check), part in cases[~unique].groupby(
+            ["column", "check"], dropna=False, sort=True
+        ):
             sample = ", ".join(map(str, part["failure_case"].head(3).tolist()))
             problems.append(f"{col}: {check} failed on {len(part)} rows (e.g. {sample})")
+        if unique.any():
+            dup = raw[raw.duplicated(["series_id", "date"], keep=False)]
+            first = dup.iloc[0]
+            problems.append(
+                f"duplicate series-day rows: {len(dup)} rows "
+                f"(e.g. {first['series_id']} on {pd.Timestamp(first['date']).date()})"
+            )
         raise FrameValidationError(ValidationReport(False, problems, stats)) from None
     if raw.empty:
         raise FrameValidationError(

@@ -5,6 +5,7 @@ import pytest
 
 from salesloop.evaluation.backtest import (
     BacktestError,
+    BacktestPlan,
     Contender,
     best_candidate,
     plan_backtest,
@@ -21,7 +22,7 @@ def frame() -> pd.DataFrame:
     return to_frame(daily_sales(20, 120))
 
 
-def _plan(frame: pd.DataFrame, windows: int = 3, step: int = 7):  # type: ignore[no-untyped-def]
+def _plan(frame: pd.DataFrame, windows: int = 3, step: int = 7) -> BacktestPlan:
     return plan_backtest(
         frame,
         windows=windows,

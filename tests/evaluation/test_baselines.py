@@ -58,7 +58,11 @@ def test_short_and_constant_series_still_get_a_forecast() -> None:
         [
             _frame(),
             pd.DataFrame(
-                {"unique_id": "new", "ds": pd.date_range("2021-03-12", periods=3), "y": [1.0, 2.0, 0.0]}
+                {
+                    "unique_id": "new",
+                    "ds": pd.date_range("2021-03-12", periods=3),
+                    "y": [1.0, 2.0, 0.0],
+                }
             ),
             pd.DataFrame(
                 {"unique_id": "zero", "ds": pd.date_range("2021-01-04", periods=70), "y": 0.0}

@@ -28,7 +28,11 @@ FAST_LGBM: dict[str, Any] = {
     "force_col_wise": True,
     "verbose": -1,
 }
-FAST_LIGHTGBM_PARAMS: dict[str, Any] = {"lgbm": FAST_LGBM, "calibration_windows": 2, "min_per_bin": 20}
+FAST_LIGHTGBM_PARAMS: dict[str, Any] = {
+    "lgbm": FAST_LGBM,
+    "calibration_windows": 2,
+    "min_per_bin": 20,
+}
 # A deliberately bad recipe: one tiny boosting step from the mean, i.e. a flat forecast.
 BAD_LIGHTGBM_PARAMS: dict[str, Any] = {
     "lgbm": {**FAST_LGBM, "n_estimators": 1, "learning_rate": 0.001},

@@ -33,7 +33,9 @@ def history() -> pd.DataFrame:
     return probe_history(to_frame(daily_sales(20, 60)), 10, 28)
 
 
-def _registry(tmp_path: Path, champion: MeanModel | None = None) -> tuple[LocalRegistry, str | None]:
+def _registry(
+    tmp_path: Path, champion: MeanModel | None = None
+) -> tuple[LocalRegistry, str | None]:
     reg = LocalRegistry(tmp_path / "registry")
     if champion is None:
         return reg, None
@@ -129,7 +131,9 @@ def test_failing_canary_rolls_back_and_the_champion_keeps_serving(
     assert _traffic_history(reg)[-2:] == [{champ: 90, v: 10}, {champ: 100}]
     assert reg.alias("champion") == champ
     entry = reg.audit()[-2]
-    assert entry["action"] == "set_traffic" and entry["reason"].startswith(f"rollback of {v} at 10%")
+    assert entry["action"] == "set_traffic" and entry["reason"].startswith(
+        f"rollback of {v} at 10%"
+    )
 
 
 @pytest.mark.parametrize(
@@ -169,9 +173,13 @@ def test_sanity_checks_catch_disordered_and_negative_intervals(history: pd.DataF
     good = MeanModel().predict(history, 7, [80, 95])
     assert all(c.passed for c in sanity_checks(good, [80, 95], SANITY, good))
     bad = good.copy()
-    bad.loc[0, "lo_80"] = bad.loc[0, "yhat"] + 1
-    bad.loc[1, "hi_95"] = bad.loc[1, "hi_80"] - 0.5
-    bad.loc[2, "lo_95"] = -1.0
+    yhat = bad["yhat"].to_numpy(dtype=float)
+    lo80, hi80 = bad["lo_80"].to_numpy(dtype=float), bad["hi_80"].to_numpy(dtype=float)
+    lo95, hi95 = bad["lo_95"].to_numpy(dtype=float), bad["hi_95"].to_numpy(dtype=float)
+    lo80[0] = yhat[0] + 1  # lower bound above the forecast
+    hi95[1] = hi80[1] - 0.5  # 95% interval inside the 80% one
+    lo95[2] = -1.0
+    bad = bad.assign(lo_80=lo80, hi_95=hi95, lo_95=lo95)
     failed = {c.name for c in sanity_checks(bad, [80, 95], SANITY, good) if not c.passed}
     assert failed == {"intervals_ordered", "non_negative"}
     far = good.assign(yhat=good["yhat"] * np.where(np.arange(len(good)) < 35, 5.0, 1.0))

@@ -19,6 +19,8 @@ def gate_challenger(
 
     from salesloop.pipeline.steps import BACKTEST_FILE, gate_step
 
-    result = gate_step(env, str(Path(backtest.path) / BACKTEST_FILE), decision.path, overlay=overlay)
+    result = gate_step(
+        env, str(Path(backtest.path) / BACKTEST_FILE), decision.path, overlay=overlay
+    )
     decision.metadata.update({"status": result.status, "reason": result.reason[:500]})
     return result.status
