@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
@@ -102,36 +103,85 @@ def last_sales_date(warehouse: Warehouse) -> date | None:
     return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
 
 
+_TEXT_COLUMNS = ("series_id", "store_id", "item_id", "dept_id", "cat_id", "state_id", "event_name")
+
+
+def _lean(rows: pd.DataFrame) -> pd.DataFrame:
+    """Ids as categoricals: at M5 scale, object columns of repeated ids cost gigabytes."""
+    for col in _TEXT_COLUMNS:
+        if col in rows.columns and not isinstance(rows[col].dtype, pd.CategoricalDtype):
+            rows[col] = rows[col].astype("category")
+    return rows
+
+
+def _concat_categorical(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate chunks keeping categoricals (pandas falls back to object on differing categories)."""
+    if len(parts) == 1:
+        return parts[0]
+    for col in _TEXT_COLUMNS:
+        if col in parts[0].columns:
+            cats = pd.api.types.union_categoricals([p[col] for p in parts]).categories
+            for p in parts:
+                p[col] = p[col].cat.set_categories(cats)
+    return pd.concat(parts, ignore_index=True)
+
+
 def extract_frame(
     warehouse: Warehouse,
     *,
     history_days: int,
     end_date: date | None = None,
     series_filter: str = "",
+    chunks: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """The raw training rows (SALES-shaped, corrections applied) of the history window."""
-    if series_filter and not _SERIES_FILTER.match(series_filter):
-        raise ValueError(f"series filter must be a LIKE pattern of ids, got {series_filter!r}")
+    """The raw training rows (SALES-shaped, corrections applied) of the history window.
+
+    ``chunks``: LIKE patterns queried one at a time (e.g. one per store) so the client never holds
+    more than one chunk's rows as Python strings; ids come back as categoricals either way.
+    """
+    patterns = [series_filter] if series_filter else list(chunks) or [""]
+    for pattern in patterns:
+        if pattern and not _SERIES_FILTER.match(pattern):
+            raise ValueError(f"series filter must be a LIKE pattern of ids, got {pattern!r}")
     end = end_date or last_sales_date(warehouse)
     if end is None:
         raise ValueError("the sales table is empty: nothing to train on")
-    params: dict[str, Any] = {"end_date": end, "history_days": int(history_days)}
-    if series_filter:
-        params["series_like"] = series_filter
-    rows = warehouse.query(training_query(series_filter), params)
+    parts = []
+    for pattern in patterns:
+        params: dict[str, Any] = {"end_date": end, "history_days": int(history_days)}
+        if pattern:
+            params["series_like"] = pattern
+        parts.append(_lean(warehouse.query(training_query(pattern), params)))
+    rows = _concat_categorical(parts)
     rows.attrs["end_date"] = str(end)
     return rows
+
+
+def store_chunks(warehouse: Warehouse) -> list[str]:
+    """One LIKE pattern per store (series ids are ``store/item``)."""
+    stores = warehouse.query("SELECT DISTINCT store_id FROM {{ sales }} ORDER BY store_id")
+    return [f"{s}/%" for s in stores["store_id"].astype(str)]
 
 
 # -- validation ----------------------------------------------------------------------------------
 
 
+def _series_ids_ok(s: pd.Series) -> pd.Series:
+    """``store/item`` ids; on categoricals the check runs once per category, not per row."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        good = np.asarray(s.cat.categories.astype(str).str.contains("/", regex=False), dtype=bool)
+        codes = s.cat.codes.to_numpy()
+        return pd.Series((codes >= 0) & good[np.maximum(codes, 0)], index=s.index)
+    return s.astype(str).str.contains("/", regex=False)
+
+
 def raw_schema() -> pa.DataFrameSchema:
-    text = pa.Column(str, nullable=False, coerce=True)
+    # Ids may be str or categorical (lean extraction): required, any dtype.
+    text = pa.Column(None, nullable=False)
     return pa.DataFrameSchema(
         {
             "series_id": pa.Column(
-                str, pa.Check.str_matches(r"^.+/.+$"), nullable=False, coerce=True
+                None, pa.Check(_series_ids_ok, name="store/item id"), nullable=False
             ),
             "store_id": text,
             "item_id": text,
