@@ -25,7 +25,7 @@ from rich.table import Table
 from salesloop.config import load_settings
 from salesloop.local.stack import LocalStack
 
-DROP_CATEGORY = "HOBBIES"
+DROP_CATEGORY = "FOODS"
 DROP_FACTOR = 0.2
 DROP_AFTER_DAYS = 5
 
@@ -140,7 +140,9 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
                 stack.start(part)
                 progress.advance(t)
             store = DeliveryStore(stack.dispatcher_state)
+            _wait_drained(store, stack, opts.wait_timeout_s)  # the backfill's events first
 
+            live_started = time.time()
             days = sorted(pd.to_datetime(live["date"]).dt.date.unique())
             t = progress.add_task("replay live days", total=len(days))
             stores = sorted(live["store_id"].unique())
@@ -156,7 +158,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
                 _wait_drained(store, stack, opts.wait_timeout_s)
                 progress.advance(t)
             _wait_drained(store, stack, opts.wait_timeout_s)
-        summary = _summary(wh, store, stack, version, started, count_messages)
+        summary = _summary(wh, store, stack, version, started, live_started, count_messages)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: stopping the local parts[/yellow]")
         stack.stop_all()
@@ -191,7 +193,13 @@ def _wait_drained(store: Any, stack: LocalStack, timeout_s: float) -> None:
 
 
 def _summary(
-    wh: Any, store: Any, stack: LocalStack, version: str, started: float, count_messages: Any
+    wh: Any,
+    store: Any,
+    stack: LocalStack,
+    version: str,
+    started: float,
+    live_started: float,
+    count_messages: Any,
 ) -> dict[str, Any]:
     def scalar(sql: str) -> int:
         return int(wh.query(sql).iloc[0, 0])
@@ -210,7 +218,7 @@ def _summary(
         "emails_in_mailbox": count_messages(stack.maildir),
         "rejected_rows": scalar("SELECT COUNT(*) FROM {{ rejected_sales }}"),
         "sales_rows": scalar("SELECT COUNT(*) FROM {{ sales }}"),
-        "insert_to_forecast_ms": _percentiles(store.latencies_ms()),
+        "insert_to_forecast_ms": _percentiles(store.latencies_ms(since=live_started)),
         "model_version": version,
         "run_dir": str(stack.run_dir),
         "wall_s": round(time.perf_counter() - started, 1),

@@ -196,13 +196,18 @@ class DeliveryStore:
         out.update({str(s): int(n) for s, n in rows})
         return out
 
-    def latencies_ms(self) -> list[float]:
-        """Insert-job commit → function acknowledged (forecast committed), per delivered event."""
+    def latencies_ms(self, since: float | None = None) -> list[float]:
+        """Insert-job commit → function acknowledged (forecast committed), per delivered event.
+
+        ``since`` (epoch seconds) keeps jobs committed from then on: a backfill loaded before the
+        function was started would otherwise count its wait for the function as latency.
+        """
         rows = (
             self._con()
             .execute(
                 "SELECT (delivered_at - job_committed_at) * 1000 FROM deliveries"
-                " WHERE status = 'delivered' AND job_committed_at IS NOT NULL"
+                " WHERE status = 'delivered' AND job_committed_at IS NOT NULL AND job_committed_at >= ?",
+                (since if since is not None else 0.0,),
             )
             .fetchall()
         )
