@@ -146,45 +146,35 @@ def demo(
         print_summary(summary)
 
 
-def _wire_optional() -> None:
-    """Sub-apps owned by other modules (data, model, infra)."""
-    try:
-        from salesloop.data.cli import app as data_app
-        from salesloop.data.cli import ingest_command
+def _wire_subcommands() -> None:
+    """Sub-apps owned by the modules of each step (data, model, monitoring, pipeline, infra)."""
+    from salesloop.data.cli import app as data_app
+    from salesloop.data.cli import ingest_command
+    from salesloop.infra_diff import app as infra_app
+    from salesloop.model.cli import app as model_app
+    from salesloop.monitoring.cli import app as monitoring_app
+    from salesloop.pipeline_cli import app as pipeline_app
 
-        app.add_typer(
-            data_app, name="data", help="Generate synthetic retail data; ingest real sales files."
-        )
-        app.command("ingest", help="Validate and load a CSV/Parquet sales file as insert jobs.")(
-            ingest_command
-        )
-    except ImportError:  # pragma: no cover - only while the data module is absent
-        pass
-    try:
-        from salesloop.model.cli import app as model_app
-
-        for cmd in model_app.registered_commands:
-            app.registered_commands.append(cmd)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from salesloop.monitoring.cli import app as monitoring_app
-
-        for cmd in monitoring_app.registered_commands:
-            app.registered_commands.append(cmd)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from salesloop.infra_diff import app as infra_app
-
-        app.add_typer(
-            infra_app, name="infra", help="Infrastructure: readable diffs of synthesized stacks."
-        )
-    except ImportError:  # pragma: no cover
-        pass
+    app.add_typer(
+        data_app, name="data", help="Generate synthetic retail data; ingest real sales files."
+    )
+    app.command("ingest", help="Validate and load a CSV/Parquet sales file as insert jobs.")(
+        ingest_command
+    )
+    # train/deploy and monitor/replay/report are top-level verbs of the loop
+    app.registered_commands.extend(model_app.registered_commands)
+    app.registered_commands.extend(monitoring_app.registered_commands)
+    app.add_typer(
+        pipeline_app,
+        name="pipeline",
+        help="Training pipeline (kfp v2): run locally, compile, submit to Vertex AI.",
+    )
+    app.add_typer(
+        infra_app, name="infra", help="Infrastructure: readable diffs of synthesized stacks."
+    )
 
 
-_wire_optional()
+_wire_subcommands()
 
 
 def main() -> None:
