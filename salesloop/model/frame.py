@@ -94,10 +94,13 @@ def to_frame(
       state's SNAP that day if any row says so; the event flag holds when any row of the day names
       an event.
     """
-    missing = [c for c in _SALES_REQUIRED if c not in sales.columns]
+    df = sales
+    if "series_id" not in df.columns and {"store_id", "item_id"} <= set(df.columns):
+        # schemas.SALES defines it as store_id + '/' + item_id; raw files may not carry it.
+        df = df.assign(series_id=df["store_id"].astype(str) + "/" + df["item_id"].astype(str))
+    missing = [c for c in _SALES_REQUIRED if c not in df.columns]
     if missing:
         raise ValueError(f"sales rows lack columns {missing}")
-    df = sales
     if "inserted_at" in df.columns:
         df = df.sort_values("inserted_at", kind="stable")
     df = df.drop_duplicates(["series_id", "date"], keep="last")

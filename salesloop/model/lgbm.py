@@ -52,6 +52,7 @@ from salesloop.model.frame import (
     TARGET_COL,
     TIME_COL,
     future_frame,
+    group_bounds,
     grouped_rolling_mean,
     last_n_mean,
     pandas_freq,
@@ -351,7 +352,7 @@ class LightGBMForecaster:
         fut = self._future_price_rel(hist, fut)
         # mlforecast rebuilds its feature list from new_df, so new_df carries the dynamic columns
         # too (their history values are never used: the horizon's come from X_df).
-        new_df = self._add_price_rel(hist)[
+        new_df = hist.assign(price_rel=np.nan)[
             [ID_COL, TIME_COL, TARGET_COL, *self.config.static_features, *_DYNAMIC]
         ]
         # A shallow copy per call: mlforecast's predict(new_df=...) rebinds ``self.ts`` on the
@@ -376,24 +377,35 @@ class LightGBMForecaster:
         )
 
     def _future_price_rel(self, hist: pd.DataFrame, fut: pd.DataFrame) -> pd.DataFrame:
-        """price_rel of the horizon: the same trailing mean as in training, over history+future."""
-        tail = hist[[ID_COL, TIME_COL, "sell_price"]].assign(_f=0)
-        both = pd.concat(
-            [tail, fut[[ID_COL, TIME_COL, "sell_price"]].assign(_f=1)], ignore_index=True
-        )
-        both = both.sort_values([ID_COL, TIME_COL], kind="stable")
-        price = both["sell_price"].to_numpy(dtype=float)
+        """price_rel of the horizon: the trailing mean of training over history + future prices.
+
+        A (series x (window + horizon)) matrix of the last ``price_window`` history prices and the
+        horizon's, summed newest-first like :func:`grouped_rolling_mean`, so each value is
+        bit-identical to what training computed for a day with the same window of prices.
+        """
+        w = self.config.price_window
+        ids = hist[ID_COL].to_numpy()
+        starts, ends = group_bounds(ids)
+        n = len(starts)
+        h = len(fut) // max(n, 1)
+        price = hist["sell_price"].to_numpy(dtype=float)
+        mat = np.full((n, w + h), np.nan)
+        for j in range(w):
+            src = ends - w + j
+            ok = src >= starts
+            mat[ok, j] = price[src[ok]]
+        mat[:, w:] = fut["sell_price"].to_numpy(dtype=float).reshape(n, h)
+        total = np.zeros((n, h))
+        count = np.zeros((n, h))
+        for j in range(w):
+            window = mat[:, w - j : w + h - j]
+            ok = ~np.isnan(window)
+            total += np.where(ok, window, 0.0)
+            count += ok
         with np.errstate(invalid="ignore", divide="ignore"):
-            rel = price / grouped_rolling_mean(
-                price, both[ID_COL].to_numpy(), self.config.price_window
-            )
-        both["price_rel"] = rel
-        rel_future = both[both["_f"] == 1].set_index([ID_COL, TIME_COL])["price_rel"]
-        fut = fut.copy()
-        fut["price_rel"] = rel_future.reindex(
-            pd.MultiIndex.from_frame(fut[[ID_COL, TIME_COL]])
-        ).to_numpy()
-        return fut
+            mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+            rel = mat[:, w:] / mean
+        return fut.assign(price_rel=rel.ravel())
 
     # -- artifact ----------------------------------------------------------------------------
     def save(self, directory: Path) -> Path:

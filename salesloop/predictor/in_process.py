@@ -39,7 +39,7 @@ class InProcessPredictor:
         dep = self.watcher.current()
         if dep is None:
             raise NoModelDeployed(f"nothing deployed on {self.watcher.endpoint_id}")
-        chosen = dep.pick("\n".join(str(i.get("series_id")) for i in instances))
+        chosen = dep.pick()
         predictions = predict_instances(chosen.model, instances, self.parameters)
         for p in predictions:
             p["model_version"] = chosen.version

@@ -14,12 +14,12 @@ and by the in-process predictor, so both give byte-identical answers.
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import threading
 import time
-import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,20 +60,25 @@ class Deployment:
     endpoint_id: str
     models: tuple[LoadedModel, ...]
     updated_at: float = field(default_factory=time.time)
+    _schedule: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
+    _counter: Iterator[int] = field(
+        default_factory=itertools.count, init=False, repr=False, compare=False
+    )
 
-    def pick(self, key: bytes | str) -> LoadedModel:
-        """The model for one request by the traffic split: a stable hash of the request picks a
-        percentile, so a retried request lands on the same model."""
-        live = [m for m in self.models if m.traffic > 0]
-        if not live:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_schedule", _smooth_schedule([m.traffic for m in self.models]))
+
+    def pick(self) -> LoadedModel:
+        """The model for the next request by the traffic split.
+
+        Smooth weighted round robin over a cycle of (total traffic) requests: a 90/10 canary gets
+        exactly one request in ten, evenly spaced, so a short health probe already sees it, and
+        the sequence is deterministic (no random draws to make a test flaky).
+        """
+        if not self._schedule:
             raise NoModelDeployed(f"endpoint {self.endpoint_id} has no model with traffic")
-        data = key.encode() if isinstance(key, str) else key
-        point = zlib.crc32(data) % sum(m.traffic for m in live)
-        for m in live:
-            if point < m.traffic:
-                return m
-            point -= m.traffic
-        return live[-1]
+        slot = next(self._counter) % len(self._schedule)
+        return self.models[self._schedule[slot]]
 
     @property
     def min_history(self) -> int:
@@ -92,6 +97,20 @@ class Deployment:
             "salesloop-horizon": str(self.horizon),
             "salesloop-freq": self.models[0].metadata.freq.lower(),
         }
+
+
+def _smooth_schedule(weights: Sequence[int]) -> tuple[int, ...]:
+    """nginx's smooth weighted round robin, unrolled over one cycle of sum(weights) picks."""
+    total = sum(w for w in weights if w > 0)
+    current = [0] * len(weights)
+    out = []
+    for _ in range(total):
+        for i, w in enumerate(weights):
+            current[i] += max(w, 0)
+        best = max(range(len(weights)), key=lambda i: (current[i], -i))
+        current[best] -= total
+        out.append(best)
+    return tuple(out)
 
 
 def predict_instances(

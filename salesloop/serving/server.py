@@ -24,6 +24,7 @@ separate writes, Nagle's algorithm and delayed ACKs add ~40 ms to every response
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -234,7 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
         dep = self.server.source.current()
         if dep is None:
             raise NoModelDeployed("no model loaded yet")
-        chosen = dep.pick(body)
+        chosen = dep.pick()
         params = payload.get("parameters") or {}
         if not isinstance(params, dict):
             raise HttpError(400, "parameters must be an object")
@@ -286,8 +287,15 @@ class ModelHTTPServer(ThreadingHTTPServer):
         endpoint_id: str | None,
         health_route: str = "/health",
         predict_route: str = "/predict",
+        sock: socket.socket | None = None,
     ) -> None:
-        super().__init__(address, _Handler)
+        if sock is None:
+            super().__init__(address, _Handler)
+        else:  # a listening socket shared by pre-forked workers
+            super().__init__(address, _Handler, bind_and_activate=False)
+            self.socket.close()
+            self.socket = sock
+            self.server_address = sock.getsockname()
         self.source = source
         self.endpoint_id = endpoint_id
         self.health_route = health_route
@@ -331,6 +339,7 @@ class ModelServer:
         endpoint_id: str | None = None,
         health_route: str = "/health",
         predict_route: str = "/predict",
+        sock: socket.socket | None = None,
     ) -> None:
         self.source = source
         self.httpd = ModelHTTPServer(
@@ -339,6 +348,7 @@ class ModelServer:
             endpoint_id=endpoint_id,
             health_route=health_route,
             predict_route=predict_route,
+            sock=sock,
         )
         self._thread: threading.Thread | None = None
 
@@ -405,6 +415,15 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--poll-interval", type=float, default=0.5, help="seconds between endpoint checks"
     )
     p.add_argument("--grace", type=float, default=20.0, help="seconds to drain on SIGTERM")
+    in_vertex = env.get("AIP_MODE") == "PREDICTION"
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=int(
+            env.get("SALESLOOP_SERVE_WORKERS") or ((os.cpu_count() or 1) if in_vertex else 1)
+        ),
+        help="pre-forked processes sharing the port (default 1; all CPUs in a Vertex container)",
+    )
     return p.parse_args(argv)
 
 
@@ -416,7 +435,7 @@ def build_source(args: argparse.Namespace) -> tuple[DeploymentSource, str | None
             args.registry, args.endpoint_id, poll_s=args.poll_interval
         ).start(), args.endpoint_id
     if args.storage_uri:
-        directory = fetch_storage_uri(args.storage_uri)
+        directory = fetch_storage_uri(args.storage_uri)  # a no-op for a local path
         return StaticDeployment(
             directory, endpoint_id=args.endpoint_id or "local"
         ), args.endpoint_id
@@ -425,11 +444,8 @@ def build_source(args: argparse.Namespace) -> tuple[DeploymentSource, str | None
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    from salesloop.logging import configure
-
-    configure(os.environ.get("SALESLOOP_LOG_LEVEL", "INFO"))
-    args = _parse_args(argv)
+def _serve(args: argparse.Namespace, sock: socket.socket | None, stop: threading.Event) -> int:
+    """One serving process: load the source, serve until ``stop``, drain."""
     source, endpoint_id = build_source(args)
     server = ModelServer(
         source,
@@ -438,7 +454,82 @@ def main(argv: list[str] | None = None) -> int:
         endpoint_id=endpoint_id,
         health_route=args.health_route,
         predict_route=args.predict_route,
+        sock=sock,
     )
+    server.start()
+    if sock is None:
+        log.info("listening", url=server.url, endpoint_id=endpoint_id, pid=os.getpid())
+        print(f"listening on {server.url}", file=sys.stderr, flush=True)
+    while not stop.wait(0.5):
+        pass
+    server.stop(grace_s=args.grace)
+    return 0
+
+
+def _prefork(args: argparse.Namespace, stop: threading.Event) -> int:
+    """N processes accept on one socket: Python work is GIL-bound, so threads alone use ~one core.
+
+    Each worker loads and watches the deployment itself (a swap reaches every worker within a
+    poll interval); a worker that dies is replaced; SIGTERM is forwarded and waited for.
+    """
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.create_server((args.host, args.port), family=family, backlog=256)
+    url = f"http://{args.host}:{sock.getsockname()[1]}"
+    children: dict[int, int] = {}
+
+    def spawn(slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # worker
+            child_stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: child_stop.set())
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            code = 1
+            try:
+                code = _serve(args, sock, child_stop)
+            finally:
+                os._exit(code)
+        children[pid] = slot
+
+    for slot in range(args.workers):
+        spawn(slot)
+    log.info("listening", url=url, workers=args.workers, pid=os.getpid())
+    print(f"listening on {url}", file=sys.stderr, flush=True)
+    while not stop.wait(0.2):
+        while children:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            slot = children.pop(pid, -1)
+            if slot >= 0:
+                log.error("worker_died", pid=pid, status=status, slot=slot)
+                spawn(slot)
+    for pid in list(children):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + args.grace + 5
+    code = 0
+    for pid in list(children):
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                code = code or (1 if os.waitstatus_to_exitcode(status) else 0)
+                break
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                code = 1
+                break
+            time.sleep(0.05)
+    sock.close()
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    from salesloop.logging import configure
+
+    configure(os.environ.get("SALESLOOP_LOG_LEVEL", "INFO"))
+    args = _parse_args(argv)
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: Any) -> None:
@@ -447,10 +538,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    server.start()
-    log.info("listening", url=server.url, endpoint_id=endpoint_id, pid=os.getpid())
-    print(f"listening on {server.url}", file=sys.stderr, flush=True)
-    while not stop.wait(0.5):
-        pass
-    server.stop(grace_s=args.grace)
-    return 0
+    if args.storage_uri and not args.registry:
+        args.storage_uri = str(fetch_storage_uri(args.storage_uri))  # once, before any fork
+    if args.workers > 1:
+        return _prefork(args, stop)
+    return _serve(args, None, stop)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -139,29 +140,35 @@ def test_no_deployment_is_503(tmp_path: Path) -> None:
         assert r.status_code == 503 and r.json()["error"]["status"] == "UNAVAILABLE"
 
 
-def test_traffic_split_is_deterministic_per_request(
+def test_traffic_split_follows_the_percentages(
     tmp_path: Path, instances: list[dict[str, Any]]
 ) -> None:
     reg = LocalRegistry(tmp_path)
     v1 = reg.register(fitted_model())
     v2 = reg.register(fitted_model(seed=1))
     reg.deploy(ENDPOINT, v1)
-    reg.deploy(ENDPOINT, v2, traffic=50)
+    reg.deploy(ENDPOINT, v2, traffic=10, reason="canary")
     watcher = DeploymentWatcher(reg.root, ENDPOINT).start()
     url_path = f"/v1/projects/p/locations/l/endpoints/{ENDPOINT}:predict"
-    with ModelServer(watcher, endpoint_id=ENDPOINT) as srv:
-        seen = set()
-        for k in range(20):
-            body = {"instances": instances[k : k + 2]}
-            first = requests.post(srv.url + url_path, json=body, timeout=30).json()[
-                "modelVersionId"
-            ]
-            again = requests.post(srv.url + url_path, json=body, timeout=30).json()[
-                "modelVersionId"
-            ]
-            assert first == again
-            seen.add(first)
-    assert seen == {v1, v2}
+    with ModelServer(watcher, endpoint_id=ENDPOINT) as srv, requests.Session() as s:
+        body = {"instances": instances[:2]}
+        seen = [
+            s.post(srv.url + url_path, json=body, timeout=30).json()["modelVersionId"]
+            for _ in range(30)
+        ]
+    # a 90/10 split sends exactly 3 of 30 identical requests to the canary, evenly spaced
+    assert seen.count(v2) == 3 and seen.count(v1) == 27
+    positions = [i for i, v in enumerate(seen) if v == v2]
+    assert all(b - a == 10 for a, b in itertools.pairwise(positions))
+
+
+def test_smooth_schedule() -> None:
+    from salesloop.serving.deployment import _smooth_schedule
+
+    assert _smooth_schedule([50, 50]) == (0, 1) * 50
+    sched = _smooth_schedule([72, 8, 20])
+    assert [sched.count(i) for i in range(3)] == [72, 8, 20]
+    assert _smooth_schedule([0, 100]) == (1,) * 100 and _smooth_schedule([0]) == ()
 
 
 def test_swap_under_load_fails_no_request(tmp_path: Path, instances: list[dict[str, Any]]) -> None:
@@ -242,22 +249,42 @@ def _start_cli(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[s
     raise AssertionError(f"server did not start: rc={proc.poll()}")
 
 
-def test_entry_point_registry_mode_and_sigterm(
-    registry_path: Path, instances: list[dict[str, Any]]
+@pytest.mark.slow
+def test_entry_point_prefork_workers_follow_swaps_and_sigterm(
+    tmp_path: Path, instances: list[dict[str, Any]]
 ) -> None:
-    proc, url = _start_cli(
-        ["--registry", str(registry_path), "--endpoint-id", ENDPOINT, "--port", "0"], {}
-    )
+    reg = LocalRegistry(tmp_path)
+    v1 = reg.register(fitted_model())
+    v2 = reg.register(fitted_model(seed=1))
+    reg.deploy(ENDPOINT, v1)
+    args = ["--registry", str(reg.root), "--endpoint-id", ENDPOINT, "--port", "0", "--workers", "2"]
+    proc, url = _start_cli(args, {})
+    path = f"{url}/v1/projects/p/locations/l/endpoints/{ENDPOINT}:predict"
     try:
         assert url.startswith("http://127.0.0.1:")
-        assert requests.get(url + "/health", timeout=5).status_code == 200
-        r = requests.post(url + "/predict", json={"instances": instances[:3]}, timeout=30)
-        assert len(r.json()["predictions"]) == 3
+        r = requests.post(path, json={"instances": instances[:3]}, timeout=30)
+        assert r.status_code == 200 and r.json()["modelVersionId"] == v1
+        reg.deploy(ENDPOINT, v2, reason="swap")
+        deadline = time.monotonic() + 20
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            # new connections spread over both workers; every one must switch
+            seen = [
+                requests.post(path, json={"instances": instances[:3]}, timeout=30).json()[
+                    "modelVersionId"
+                ]
+                for _ in range(6)
+            ]
+            if set(seen) == {v2}:
+                break
+            time.sleep(0.2)
+        assert set(seen) == {v2}
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        assert proc.wait(timeout=30) == 0
 
 
+@pytest.mark.slow
 def test_entry_point_vertex_container_env(
     registry: LocalRegistry, instances: list[dict[str, Any]]
 ) -> None:
