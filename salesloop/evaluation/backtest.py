@@ -204,8 +204,14 @@ def run_backtest(
     refit: bool = True,
     known_future: Sequence[str] = ("snap", "event"),
     progress: Callable[[str], None] | None = None,
+    same_as: dict[str, str] | None = None,
 ) -> BacktestResult:
-    """Forecast every window with every contender; score them all on the same rows."""
+    """Forecast every window with every contender; score them all on the same rows.
+
+    ``same_as`` maps a contender to another with an identical recipe (e.g. the AutoETS baseline
+    and an ``auto_ets`` candidate): its forecasts are copied instead of computed twice.
+    """
+    same_as = dict(same_as or {})
     names = [c.name for c in contenders]
     if len(set(names)) != len(names):
         raise BacktestError(f"contender names must be unique: {names}")
@@ -215,6 +221,8 @@ def run_backtest(
     parts: list[pd.DataFrame] = []
     wall: dict[str, float] = {}
     for c in contenders:
+        if c.name in same_as:
+            continue
         t0 = time.perf_counter()
         fitted: ForecastModel | None = c.model
         for i, cutoff in enumerate(plan.cutoffs):
@@ -225,6 +233,12 @@ def run_backtest(
             assert fitted is not None
             parts.append(forecast_window(c.name, fitted, data, plan, cutoff, known_future))
         wall[c.name] = time.perf_counter() - t0
+    for name, source in same_as.items():
+        copies = [p.assign(model=name) for p in parts if p["model"].iloc[0] == source]
+        if not copies:
+            raise BacktestError(f"{name} is declared the same as {source!r}, which did not run")
+        parts.extend(copies)
+        wall[name] = wall[source]
     forecasts = pd.concat(parts, ignore_index=True)
     actual = data.set_index([ID_COL, TIME_COL])[TARGET_COL]
     forecasts[TARGET_COL] = actual.reindex(

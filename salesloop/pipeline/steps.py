@@ -187,6 +187,13 @@ def champion_contender(champion: ForecastModel, first_cutoff: pd.Timestamp, mode
     return Contender(CHAMPION, "champion", model=champion, note=note)
 
 
+def _same_config(a: Any, b: Any) -> bool:
+    """Same recipe up to parallelism (n_jobs does not change a forecast)."""
+    if a is None or b is None:
+        return False
+    return bool(a.model_dump(exclude={"n_jobs"}) == b.model_dump(exclude={"n_jobs"}))
+
+
 def backtest(
     frame: pd.DataFrame,
     settings: Settings,
@@ -218,6 +225,7 @@ def backtest(
         contenders.append(Contender(name, "candidate", factory=recipe))
     if champion is not None:
         contenders.append(champion_contender(champion, plan.cutoffs[0], bt.champion_mode))
+    same_as: dict[str, str] = {}
     for name, kind in ((SEASONAL_NAIVE, "seasonal_naive"), (AUTO_ETS, "auto_ets")):
 
         def make(kind: str = kind) -> ForecastModel:
@@ -226,9 +234,24 @@ def backtest(
             )
 
         contenders.append(Contender(name, "baseline", factory=make))
+        reference = make()
+        for cand_name, model in candidates.items():
+            if type(model) is type(reference) and _same_config(
+                getattr(model, "config", None), getattr(reference, "config", None)
+            ):
+                same_as[name] = cand_name
+                break
     result = run_backtest(
-        frame, plan, contenders, refit=bt.refit, known_future=bt.known_future, progress=progress
+        frame,
+        plan,
+        contenders,
+        refit=bt.refit,
+        known_future=bt.known_future,
+        progress=progress,
+        same_as=same_as,
     )
+    for name, source in same_as.items():
+        result.notes[name] = f"same recipe as candidate {source!r}: forecasts shared"
     chosen = (
         best_candidate(result, train.gate.metric) if train.select_best else next(iter(candidates))
     )

@@ -118,3 +118,24 @@ def test_new_and_dead_series_are_not_scored(frame: pd.DataFrame) -> None:
     plan = _plan(pd.concat([frame, late, dead], ignore_index=True))
     assert "late" not in plan.series and "dead" not in plan.series
     assert len(plan.series) == frame["unique_id"].nunique()
+
+
+def test_identical_recipes_are_computed_once(frame: pd.DataFrame) -> None:
+    made: list[MeanModel] = []
+
+    def factory() -> MeanModel:
+        made.append(MeanModel())
+        return made[-1]
+
+    result = run_backtest(
+        frame,
+        _plan(frame),
+        [Contender("a", "candidate", factory=factory), Contender("b", "baseline", factory=factory)],
+        same_as={"b": "a"},
+    )
+    assert len(made) == 3
+    assert result.overall["a"] == result.overall["b"]
+    with pytest.raises(BacktestError, match="did not run"):
+        run_backtest(
+            frame, _plan(frame), [Contender("a", "candidate", factory=factory)], same_as={"b": "x"}
+        )

@@ -94,6 +94,9 @@ def test_weekly_data_and_best_candidate_by_backtest(tmp_path: Path) -> None:
     rmsse = {m: v["rmsse"] for m, v in summary["overall"].items()}
     assert set(rmsse) == {"lightgbm", "ets", "SeasonalNaive", "AutoETS"}
     assert summary["chosen"] == min(["lightgbm", "ets"], key=lambda m: rmsse[m])
+    # the AutoETS baseline is the "ets" candidate's recipe: computed once, scored under both names
+    assert "same recipe as candidate 'ets'" in summary["notes"]["AutoETS"]
+    assert summary["overall"]["AutoETS"] == summary["overall"]["ets"]
     rows = out["forecasts"]
     assert rows["ds"].dt.dayofweek.eq(0).all()
     assert rows.groupby(["model", "cutoff", "unique_id"]).size().eq(4).all()
