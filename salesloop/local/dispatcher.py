@@ -23,9 +23,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import requests
 import structlog
 from cloudevents.conversion import to_binary
@@ -95,6 +97,13 @@ class DeliveryStore:
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+    def close(self) -> None:
+        """Close this thread's connection (checkpoints the WAL, so the file can be copied)."""
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
 
     def cursor(self) -> int:
         row = self._con().execute("SELECT seq FROM cursor WHERE name = 'audit'").fetchone()
@@ -229,12 +238,21 @@ class DispatcherOptions:
     function_url: str
     warehouse_url: str
     workers: int = 2
+    # Upper bound on how long a due retry waits to be noticed; new events wake the loop at once.
     poll_interval_s: float = 0.02
     copies: int = 1
     shuffle: bool = False
+    # The audit poll is a long poll: the warehouse answers as soon as a job commits (or after this).
+    audit_wait_s: float = 1.0
 
 
 class Dispatcher:
+    """Two loops: one tails the audit log (long poll) into the store, one delivers due events.
+
+    Why two: a long poll that blocks until the next commit is what makes insert → delivery take
+    about a millisecond instead of half a poll interval, and it must not hold up retries.
+    """
+
     def __init__(
         self,
         store: DeliveryStore,
@@ -255,45 +273,57 @@ class Dispatcher:
         self.warehouse = HttpWarehouse(options.warehouse_url, timeout_s=10)
         self._rng = random.Random(seed)
         self._stop = threading.Event()
-        self._session = requests.Session()
+        self._wake = threading.Event()
+        self._sessions = threading.local()
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
-    def poll_audit_log(self) -> int:
-        entries = self.warehouse.audit_entries(self.store.cursor(), limit=500)
+    def _session(self) -> requests.Session:
+        session = getattr(self._sessions, "session", None)
+        if session is None:
+            session = self._sessions.session = requests.Session()
+        return session
+
+    def poll_audit_log(self, wait_s: float = 0.0) -> int:
+        entries = self.warehouse.audit_entries(self.store.cursor(), limit=500, wait_s=wait_s)
         if entries.empty:
             return 0
-        events = []
-        for e in entries.itertuples(index=False):
-            committed = (
-                e.committed_at.to_pydatetime()
-                if hasattr(e.committed_at, "to_pydatetime")
-                else e.committed_at
-            )
-            job_id = str(e.job_name).rsplit("/", 1)[-1]
+        events: list[tuple[int | None, CloudEvent, float | None]] = []
+        for seq, event_id, job_name, rows, committed_at in zip(
+            entries["seq"].tolist(),
+            entries["event_id"].tolist(),
+            entries["job_name"].tolist(),
+            entries["inserted_rows"].tolist(),
+            entries["committed_at"].tolist(),
+            strict=True,
+        ):
+            committed: datetime = pd.Timestamp(committed_at).to_pydatetime()
             ev = build_insert_event(
-                event_id=str(e.event_id),
+                event_id=str(event_id),
                 project=self.project,
                 dataset=self.dataset,
                 table=self.table,
-                job_id=job_id,
-                inserted_rows=int(e.inserted_rows),
+                job_id=str(job_name).rsplit("/", 1)[-1],
+                inserted_rows=int(rows),
                 committed_at=committed,
             )
-            events.append((int(e.seq), ev, committed.timestamp()))
-        return self.store.enqueue(
+            events.append((int(seq), ev, committed.timestamp()))
+        added = self.store.enqueue(
             events, new_cursor=int(entries["seq"].max()), copies=self.options.copies
         )
+        self._wake.set()
+        return added
 
     def deliver_one(self, row: Any) -> None:
         event = CloudEvent(json.loads(row["attributes"]), json.loads(row["data"]))
         headers, body = to_binary(event)
         ok, error = False, None
         try:
-            resp = self._session.post(
+            resp = self._session().post(
                 self.options.function_url,
                 headers=headers,
                 data=body,
@@ -316,27 +346,38 @@ class Dispatcher:
         if status == "dead":
             log.error("event_dead_lettered", event_id=row["event_id"], attempts=row["attempts"] + 1)
 
+    def _tail_audit_log(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_audit_log(wait_s=self.options.audit_wait_s)
+            except Exception as exc:  # the warehouse may be restarting: keep going
+                log.warning("audit_poll_failed", error=str(exc)[:200])
+                self._stop.wait(min(1.0, 10 * self.options.poll_interval_s))
+
     def run(self) -> None:
         log.info("dispatcher_started", function_url=self.options.function_url)
+        tail = threading.Thread(target=self._tail_audit_log, name="audit-tail", daemon=True)
+        tail.start()
         with ThreadPoolExecutor(max_workers=self.options.workers) as pool:
             while not self._stop.is_set():
-                try:
-                    self.poll_audit_log()
-                except Exception as exc:  # the warehouse may be restarting: keep going
-                    log.warning("audit_poll_failed", error=str(exc)[:200])
+                self._wake.clear()
                 with self._lock:
                     free = self.options.workers - len(self._in_flight)
-                rows = [
-                    r
-                    for r in self.store.due(max(free, 0) * 2 or 1, self.options.shuffle)
-                    if r["event_id"] not in self._in_flight
-                ][: max(free, 0)]
+                rows = []
+                if free > 0:
+                    rows = [
+                        r
+                        for r in self.store.due(free * 2, self.options.shuffle)
+                        if r["event_id"] not in self._in_flight
+                    ][:free]
                 for row in rows:
                     with self._lock:
                         self._in_flight.add(row["event_id"])
                     pool.submit(self._deliver_tracked, row)
                 if not rows:
-                    self._stop.wait(self.options.poll_interval_s)
+                    # New events and finished deliveries set _wake; retries become due by time.
+                    self._wake.wait(self.options.poll_interval_s)
+        tail.join(self.options.audit_wait_s + 15)
         log.info("dispatcher_stopped")
 
     def _deliver_tracked(self, row: Any) -> None:
@@ -347,6 +388,7 @@ class Dispatcher:
         finally:
             with self._lock:
                 self._in_flight.discard(row["event_id"])
+            self._wake.set()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import structlog
 
 from salesloop.config import load_settings
@@ -23,6 +24,9 @@ from salesloop.warehouse.duckdb import DuckDBWarehouse
 from salesloop.warehouse.http import b64_to_frame, decode_mutations, decode_params, frame_to_ipc
 
 log = structlog.get_logger("warehouse_server")
+
+# A long poll of the audit log never holds a request (and a server thread) longer than this.
+MAX_AUDIT_WAIT_S = 30.0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -64,6 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif self.path == "/v1/insert_job":
                 frames = {k: b64_to_frame(v) for k, v in body["frames"].items()}
                 res = wh.insert_job(frames, body.get("job_id"))
+                self.server.audit_committed()
                 self._json(
                     200,
                     {
@@ -76,7 +81,11 @@ class _Handler(BaseHTTPRequestHandler):
                 wh.apply(decode_mutations(body["mutations"]))
                 self._json(200, {"ok": True})
             elif self.path == "/v1/audit":
-                frame = wh.audit_entries(int(body.get("after", 0)), int(body.get("limit", 1000)))
+                frame = self.server.audit_entries(
+                    int(body.get("after", 0)),
+                    int(body.get("limit", 1000)),
+                    min(float(body.get("wait_s", 0.0)), MAX_AUDIT_WAIT_S),
+                )
                 self._send(200, frame_to_ipc(frame), "application/vnd.apache.arrow.stream")
             elif self.path == "/v1/ensure_schema":
                 wh.ensure_schema()
@@ -97,6 +106,29 @@ class WarehouseHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], warehouse: DuckDBWarehouse):
         super().__init__(address, _Handler)
         self.warehouse = warehouse
+        self._audit_changed = threading.Condition()
+        self._audit_version = 0
+
+    def audit_committed(self) -> None:
+        """Wake the long polls of the audit log: a job with sales rows may have just committed."""
+        with self._audit_changed:
+            self._audit_version += 1
+            self._audit_changed.notify_all()
+
+    def audit_entries(self, after: int, limit: int, wait_s: float) -> pd.DataFrame:
+        """Entries after ``after``; when there are none, wait up to ``wait_s`` for a commit.
+
+        The version is read before the query, so a commit between the query and the wait is
+        seen (the wait returns at once) rather than missed until the timeout.
+        """
+        with self._audit_changed:
+            seen = self._audit_version
+        frame = self.warehouse.audit_entries(after, limit)
+        if len(frame) or wait_s <= 0:
+            return frame
+        with self._audit_changed:
+            self._audit_changed.wait_for(lambda: self._audit_version != seen, timeout=wait_s)
+        return self.warehouse.audit_entries(after, limit)
 
 
 def serve(db: Path, host: str, port: int, env: str | None = None) -> None:

@@ -120,12 +120,14 @@ class HttpWarehouse:
         self.timeout_s = timeout_s
         self._session = requests.Session()
 
-    def _post(self, path: str, body: dict[str, Any]) -> requests.Response:
+    def _post(
+        self, path: str, body: dict[str, Any], *, timeout_s: float | None = None
+    ) -> requests.Response:
         try:
             resp = self._session.post(
                 f"{self.url}{path}",
                 data=json.dumps(body),
-                timeout=self.timeout_s,
+                timeout=timeout_s or self.timeout_s,
                 headers={"Content-Type": "application/json"},
             )
         except requests.RequestException as exc:
@@ -161,8 +163,15 @@ class HttpWarehouse:
     def apply(self, mutations: Sequence[Mutation]) -> None:
         self._post("/v1/apply", {"mutations": encode_mutations(mutations)})
 
-    def audit_entries(self, after_seq: int = 0, limit: int = 1000) -> pd.DataFrame:
-        resp = self._post("/v1/audit", {"after": after_seq, "limit": limit})
+    def audit_entries(
+        self, after_seq: int = 0, limit: int = 1000, *, wait_s: float = 0.0
+    ) -> pd.DataFrame:
+        """Audit entries after ``after_seq``; ``wait_s`` > 0 long-polls until a job commits."""
+        resp = self._post(
+            "/v1/audit",
+            {"after": after_seq, "limit": limit, "wait_s": wait_s},
+            timeout_s=self.timeout_s + wait_s,
+        )
         return ipc_to_frame(resp.content)
 
     def close(self) -> None:
