@@ -14,6 +14,7 @@ with the model version that produced it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +32,7 @@ from salesloop.predictor.codec import trim_instances
 
 log = structlog.get_logger("predictor")
 
+LABELS_TTL_S = 300.0
 _ENDPOINTS: dict[tuple[str, str, str | None, str], Any] = {}
 _LOCK = threading.Lock()
 
@@ -112,6 +114,8 @@ class EndpointPredictor:
         self.max_attempts = max_attempts
         self.parameters = dict(parameters) if parameters else None
         self.requests_sent = 0
+        self._labels_at = float("-inf")
+        self._labels_synced = False
 
     @property
     def endpoint(self) -> Any:
@@ -121,7 +125,21 @@ class EndpointPredictor:
 
     @property
     def min_history(self) -> int | None:
-        """History the deployed model(s) need, from the endpoint's labels (None if unknown)."""
+        """History the deployed model(s) need, from the endpoint's labels (None if unknown).
+
+        The labels are re-read every ``LABELS_TTL_S`` (a new deployment may need more history;
+        the endpoint object itself is long-lived).
+        """
+        now = time.monotonic()
+        if now - self._labels_at > LABELS_TTL_S:
+            self._labels_at = now
+            sync = getattr(self.endpoint, "_sync_gca_resource", None)
+            if callable(sync) and self._labels_synced:
+                try:
+                    sync()
+                except Exception as exc:  # stale labels are better than no forecast
+                    log.warning("endpoint_refresh_failed", error=str(exc))
+            self._labels_synced = True
         labels = getattr(self.endpoint, "labels", None) or {}
         value = labels.get("salesloop-min-history")
         return int(value) if value else None

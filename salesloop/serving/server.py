@@ -138,7 +138,11 @@ class _Handler(BaseHTTPRequestHandler):
         if length is None:
             self.close_connection = True
             raise HttpError(411, "Content-Length required")
-        n = int(length)
+        try:
+            n = int(length)
+        except ValueError:
+            self.close_connection = True
+            raise HttpError(400, f"bad Content-Length {length!r}") from None
         self.server.largest_request_bytes = max(self.server.largest_request_bytes, n)
         if n > MAX_BODY_BYTES:
             self.close_connection = True

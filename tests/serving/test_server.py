@@ -323,3 +323,29 @@ def test_pretty_size_matches_protobuf_rendering(instances: list[dict[str, Any]])
     estimate = request_overhead(None) + sum(instance_cost(i) for i in sample) - 1
     assert estimate == len(rendered.encode()), (estimate, len(rendered))
     assert pretty_size({"a": [1, 2.5, None]}) == len(json.dumps({"a": [1.0, 2.5, None]}, indent=2))
+
+
+def test_short_and_brand_new_series_still_get_forecasts() -> None:
+    base = {
+        "store_id": "ZZ_9",
+        "item_id": "NEW_1",
+        "dept_id": "NEW",
+        "cat_id": "NEW",
+        "state_id": "ZZ",
+    }
+    instances = [
+        {**base, "series_id": "ZZ_9/one-day", "start": "2022-08-28", "units": [3]},
+        {
+            **base,
+            "series_id": "ZZ_9/zeros",
+            "start": "2022-07-01",
+            "units": [0] * 59,
+            "sell_price": [None] * 59,
+        },
+    ]
+    preds = predict_instances(fitted_model(), instances)
+    assert [p["forecast_origin"] for p in preds] == ["2022-08-28", "2022-08-28"]
+    for p in preds:
+        assert all(
+            lo <= y <= hi for lo, y, hi in zip(p["lo_95"], p["yhat"], p["hi_95"], strict=True)
+        )
