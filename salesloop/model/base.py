@@ -127,8 +127,8 @@ def load_model(directory: Path | str) -> ForecastModel:
     directory = Path(directory)
     meta = ModelMetadata.read(directory)
     if meta.model_kind not in MODEL_KINDS:
-        # Kinds register on import; the built-in ones live in this package.
-        import salesloop.model  # noqa: F401
+        # Kinds register on import; the built-in one lives in this package (imported lazily).
+        import salesloop.model.lgbm  # noqa: F401
     try:
         cls = MODEL_KINDS[meta.model_kind]
     except KeyError:
