@@ -109,6 +109,9 @@ class SmtpSettings(_Strict):
 
 class PredictorSettings(_Strict):
     kind: Literal["endpoint", "in_process"] = "endpoint"
+    # How kind=endpoint talks to it: the aiplatform SDK, or the same REST calls over plain HTTP
+    # (salesloop.predictor.rest: no SDK import at cold start, ~50 ms less per call).
+    client: Literal["aiplatform", "http"] = "aiplatform"
     endpoint_id: str = "sales-forecast"
     api_endpoint: str | None = None
     max_payload_bytes: int = Field(1_400_000, ge=10_000, le=1_500_000)

@@ -96,7 +96,13 @@ class LocalStack:
                 "security": "none",
                 "username": None,
             },
-            "predictor": {"api_endpoint": self.model_url, "endpoint_id": self.endpoint_id},
+            # Plain HTTP to the model server: the same Vertex REST calls without the SDK's
+            # seconds of import at every function start (salesloop.predictor.rest).
+            "predictor": {
+                "api_endpoint": self.model_url,
+                "endpoint_id": self.endpoint_id,
+                "client": "http",
+            },
         }
         for key, value in self.extra_overlay.items():
             overlay.setdefault(key, {}).update(value)

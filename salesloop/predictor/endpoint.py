@@ -33,7 +33,7 @@ from salesloop.predictor.codec import trim_instances
 log = structlog.get_logger("predictor")
 
 LABELS_TTL_S = 300.0
-_ENDPOINTS: dict[tuple[str, str, str | None, str], Any] = {}
+_ENDPOINTS: dict[tuple[str, str, str | None, str, str], Any] = {}
 _LOCK = threading.Lock()
 
 
@@ -63,11 +63,17 @@ def _transient(exc: BaseException) -> bool:
 
 
 def endpoint_for(settings: Settings) -> Any:
-    """The process-wide ``aiplatform.Endpoint`` for these settings (constructed once)."""
+    """The process-wide endpoint client for these settings (constructed once): an
+    ``aiplatform.Endpoint``, or with ``predictor.client: http`` the lean
+    :class:`~salesloop.predictor.rest.VertexRestEndpoint` speaking the same REST protocol."""
     p = settings.predictor
-    key = (settings.project, settings.region, p.api_endpoint, p.endpoint_id)
+    key = (settings.project, settings.region, p.api_endpoint, p.endpoint_id, p.client)
     with _LOCK:
         endpoint = _ENDPOINTS.get(key)
+        if endpoint is None and p.client == "http":
+            from salesloop.predictor.rest import VertexRestEndpoint
+
+            endpoint = _ENDPOINTS[key] = VertexRestEndpoint.from_settings(settings)
         if endpoint is None:
             from google.cloud import aiplatform
 
