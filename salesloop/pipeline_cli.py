@@ -21,6 +21,8 @@ import typer
 app = typer.Typer(
     help="Training pipeline (kfp v2): run locally, compile for Vertex AI, submit.",
     no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
 )
 
 
@@ -163,7 +165,7 @@ def submit(
         bool, typer.Option("--dry-run", help="Build the PipelineJob and print it; do not submit.")
     ] = False,
 ) -> None:
-    """Submit the compiled pipeline to Vertex AI Pipelines (``--env dev`` or ``prod``)."""
+    """Submit the compiled pipeline to Vertex AI Pipelines (salesloop --env dev|prod pipeline submit)."""
     import os
 
     from salesloop.training_settings import training_settings
@@ -197,3 +199,7 @@ def submit(
     typer.echo(json.dumps(submission.describe(), indent=2, default=str))
     if not dry_run:
         typer.echo(submit_job(submission))
+
+
+if __name__ == "__main__":  # `python -m salesloop.pipeline_cli run` before the main CLI wires it
+    app()
