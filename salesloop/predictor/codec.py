@@ -17,6 +17,13 @@ A prediction::
      "yhat": [...], "lo_80": [...], "hi_80": [...], "lo_95": [...], "hi_95": [...]}
 
 Values are rounded to :data:`DECIMALS` places (units; more digits are noise and bytes).
+
+*Packed* form (what :class:`~salesloop.predictor.endpoint.EndpointPredictor` sends): every array
+may instead be one comma-separated string (``"units": "3,0,1.5,nan"``), and a request with
+``"parameters": {"packed": true}`` gets its prediction arrays back the same way. The
+google-cloud-aiplatform client converts each JSON value through protobuf in Python (~10 µs per
+value, and its REST body prints one value per indented line): with one string per array instead
+of ~35 numbers the client is ~10x faster and the body ~4x smaller. The server accepts both forms.
 """
 
 from __future__ import annotations
@@ -242,6 +249,8 @@ def decode_instances(instances: Sequence[Any], freq: str = "D") -> DecodedBatch:
             raise InstanceError(f"instance {i} lacks {exc.args[0]!r}") from None
         if not isinstance(sid, str) or not sid:
             raise InstanceError(f"instance {i}: series_id must be a non-empty string")
+        if isinstance(units, str):
+            units = _unpack(units)
         if not isinstance(units, list) or not units:
             raise InstanceError(f"instance {i} ({sid}): units must be a non-empty list")
         n = len(units)
@@ -253,6 +262,8 @@ def decode_instances(instances: Sequence[Any], freq: str = "D") -> DecodedBatch:
         columns["units"].append(units)
         for key in ("sell_price", "snap", "event"):
             arr = inst.get(key)
+            if isinstance(arr, str):
+                arr = _unpack(arr)
             if arr is None:
                 arr = [None] * n
             elif not isinstance(arr, list) or len(arr) != n:
@@ -307,6 +318,11 @@ def decode_instances(instances: Sequence[Any], freq: str = "D") -> DecodedBatch:
     return DecodedBatch(history, future, order, ds[np.cumsum(counts) - 1])
 
 
+def _unpack(packed: str) -> list[Any]:
+    """A packed array back to tokens; numpy parses the number strings ("nan" = null)."""
+    return packed.split(",") if packed else []
+
+
 def _floats(lists: Iterable[Sequence[Any]]) -> np.ndarray:
     """Concatenate JSON number lists (``null`` → NaN) into one float array."""
     return np.array(list(chain.from_iterable(lists)), dtype=float)
@@ -320,7 +336,8 @@ def _decode_future(
     pfreq: str,
 ) -> pd.DataFrame:
     parts = []
-    for i, fut in rows:
+    for i, raw in rows:
+        fut = {k: _unpack(v) if isinstance(v, str) else v for k, v in raw.items()}
         n = max((len(v) for v in fut.values() if isinstance(v, list)), default=0)
         if n == 0:
             continue
@@ -353,6 +370,8 @@ def encode_predictions(
     origins: np.ndarray,
     levels: Sequence[int],
     decimals: int = DECIMALS,
+    *,
+    packed: bool = False,
 ) -> list[dict[str, Any]]:
     """The model's long output → one prediction per series, in request order (``origins``:
     each series' last history period, the same order)."""
@@ -371,6 +390,8 @@ def encode_predictions(
     dates = np.datetime_as_string(ds, unit="D")
     origin_days = np.datetime_as_string(np.asarray(origins, dtype="datetime64[ns]"), unit="D")
     cols = ["yhat"] + [f"{side}_{lv}" for lv in sorted(levels) for side in ("lo", "hi")]
+    if packed:
+        return _encode_packed(forecast, order, idx, h, cols, origin_days, dates, decimals)
     mats = {
         c: np.round(forecast[c].to_numpy(dtype=float).reshape(-1, h)[idx], decimals).tolist()
         for c in cols
@@ -386,6 +407,85 @@ def encode_predictions(
         for c in cols:
             pred[c] = mats[c][k]
         out.append(pred)
+    return out
+
+
+def _encode_packed(
+    forecast: pd.DataFrame,
+    order: Sequence[str],
+    idx: np.ndarray,
+    h: int,
+    cols: list[str],
+    origin_days: np.ndarray,
+    dates: np.ndarray,
+    decimals: int,
+) -> list[dict[str, Any]]:
+    texts = {
+        c: _pack_rows(forecast[c].to_numpy(dtype=float).reshape(-1, h)[idx], decimals) for c in cols
+    }
+    date_text = [",".join(row) for row in dates.tolist()]
+    out = []
+    for k, sid in enumerate(order):
+        pred: dict[str, Any] = {
+            "series_id": sid,
+            "forecast_origin": str(origin_days[k]),
+            "target_dates": date_text[k],
+        }
+        for c in cols:
+            pred[c] = texts[c][k]
+        out.append(pred)
+    return out
+
+
+def _pack_rows(matrix: np.ndarray, decimals: int) -> list[str]:
+    return [",".join(map(_num, row)) for row in np.round(matrix, decimals).tolist()]
+
+
+def _num(v: Any) -> str:
+    """Shortest text of a JSON number (``3`` not ``3.0``); ``nan`` for null."""
+    if v is None or v != v:
+        return "nan"
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, int) or float(v).is_integer():
+        return str(int(v))
+    return repr(float(v))
+
+
+def pack_instances(instances: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Instances with every array as one comma-separated string (see the module docstring)."""
+    out = []
+    for inst in instances:
+        new = dict(inst)
+        for key in _ARRAYS:
+            val = inst.get(key)
+            if isinstance(val, list):
+                new[key] = ",".join(map(_num, val))
+        fut = inst.get("future")
+        if isinstance(fut, Mapping):
+            new["future"] = {
+                k: ",".join(map(_num, v)) if isinstance(v, list) else v for k, v in fut.items()
+            }
+        out.append(new)
+    return out
+
+
+_PREDICTION_TEXT = ("target_dates",)
+
+
+def unpack_predictions(predictions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Packed predictions back to the list form (numbers as floats, dates as strings)."""
+    out = []
+    for pred in predictions:
+        new = dict(pred)
+        for key, val in pred.items():
+            if not isinstance(val, str):
+                continue
+            if key in _PREDICTION_TEXT:
+                new[key] = val.split(",") if val else []
+            elif key == "yhat" or key.startswith(("lo_", "hi_")):
+                new[key] = [float(x) for x in val.split(",")] if val else []
+        out.append(new)
     return out
 
 

@@ -129,7 +129,9 @@ def predict_instances(
         forecast = model.predict(batch.history, horizon, levels, batch.future)
     except ValueError as exc:
         raise InstanceError(str(exc)) from exc
-    return encode_predictions(forecast, batch.order, batch.origins, levels)
+    return encode_predictions(
+        forecast, batch.order, batch.origins, levels, packed=bool(params.get("packed"))
+    )
 
 
 def warm_up(model: ForecastModel) -> None:

@@ -63,12 +63,12 @@ def _settings(url: str, max_bytes: int = 1_400_000) -> Settings:
 def test_endpoint_chunks_under_the_limit_and_keeps_order(
     server: ModelServer, registry: LocalRegistry, long_instances: list[dict[str, Any]]
 ) -> None:
-    limit = 20_000
+    limit = 10_000  # the smallest the settings allow: ~14 packed series per request
     predictor = EndpointPredictor(_settings(server.url, limit))
     assert predictor.min_history == fitted_model().metadata.min_history
     shuffled = long_instances[::-1]
     batch = predictor.predict(shuffled)
-    assert predictor.requests_sent > 2, "40 series must not fit in one 20 kB request"
+    assert predictor.requests_sent >= 3, "40 series must not fit in one 10 kB request"
     assert server.httpd.largest_request_bytes <= limit
     assert [p["series_id"] for p in batch.predictions] == [i["series_id"] for i in shuffled]
     assert batch.model_version == "v0001" and batch.versions == {"v0001": len(shuffled)}
@@ -193,3 +193,20 @@ def test_in_process_follows_deployments(
     assert predictor.predict(long_instances[:2]).model_version == v1
     reg.deploy(ENDPOINT, v2)
     assert predictor.predict(long_instances[:2]).model_version == v2
+
+
+def test_packed_wire_form_gives_identical_predictions(long_instances: list[dict[str, Any]]) -> None:
+    from salesloop.predictor.codec import pack_instances, unpack_predictions
+    from salesloop.serving import predict_instances
+
+    sample = [
+        dict(long_instances[0], future={"snap": [1, 0, 1], "sell_price": [None, 0.5]}),
+        *long_instances[1:4],
+    ]
+    packed = pack_instances(sample)
+    assert isinstance(packed[0]["units"], str) and packed[0]["future"]["sell_price"] == "nan,0.5"
+    assert isinstance(sample[0]["units"], list), "packing copies"
+    plain = predict_instances(fitted_model(), sample)
+    wire = predict_instances(fitted_model(), packed, {"packed": True})
+    assert isinstance(wire[0]["yhat"], str)
+    assert unpack_predictions(wire) == plain
