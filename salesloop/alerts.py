@@ -6,29 +6,47 @@ thousands of times. Everything it needs arrives as data: the forecasts, the hist
 already raised, the settings and ``now``.
 
 Why each condition is there (a page that turns out to be nothing costs trust, so every condition
-leans towards silence):
+leans towards silence). Each subject is compared with **one** baseline, chosen per subject: the
+same week last year when the series existed then (every one of the 364-day-earlier days is in the
+history; for an aggregate, at least one of its series), else the trailing 7 days.
 
-* **Drop beyond the threshold vs the trailing week.** The simplest "sales are about to fall" signal.
-* **The whole prediction interval is below the baseline** (``hi < baseline``). A point forecast
-  that drops is not enough when the model itself says the usual level is still plausible.
-* **Same week last year agrees** (when the series existed then: every one of the 364-day-earlier
-  days is in the history). A dip that also happened last year is seasonality, not news.
-* **Noise floor** (``min_baseline_units``). A 50 % drop from 4 units to 2 is noise at M5's
-  intermittent bottom level.
+* **Why last year first.** It carries the seasonality: a dip that also happened last year is not
+  news, and it stays high while a sustained drop is under way. The trailing week cannot do that: a
+  global model reacts to a sustained drop only gradually, so by the time it predicts a lower week
+  the trailing days are already low too, and a drop "versus the trailing week" never shows (on the
+  demo's data a real 80 % category drop was never reported that way). The trailing week is only
+  the fallback for series too young to have last year's week.
+* **Drop beyond the threshold vs the chosen baseline** (``drop_pct > drop_threshold``), with the
+  forecast that is comparable to it: for an aggregate compared with last year, the forecast of the
+  series that existed last year.
+* **The whole prediction interval is below the chosen baseline** (``hi < baseline``). A point
+  forecast that drops is not enough when the model itself says the usual level is still plausible.
+* **Noise floor** on the chosen baseline (``min_baseline_units``, and above zero). A 50 % drop from
+  4 units to 2 is noise at M5's intermittent bottom level.
 
-Interval of a total: the interval of a 7-day (or multi-series) total is taken as the sum of the
-per-day (per-series) bounds. That is exact only when errors are perfectly positively dependent;
-for independent or weakly dependent, light-tailed errors the true quantile of the sum lies closer
-to the mean, so the summed upper bound is *higher* than the exact one. The rule needs
-``hi < baseline``, so an upper bound that is too high can only suppress an alert, never create
-one: the error is on the side of fewer false pages. (The summed lower bound is correspondingly too
-low; it is only reported, never used to decide.) Missing bounds on any day make the total's
-interval unknown, and an unknown ``hi`` never alerts.
+Interval of a 7-day total of one series: the sum of the per-day bounds. Days of one series are
+positively dependent (a level error persists through the week), and the sum is exact for perfectly
+dependent errors; for weaker dependence the true quantile lies closer to the mean, so the summed
+upper bound is too high, which can only suppress an alert (``hi < baseline``), never create one.
 
-Aggregates (store x category) sum the series *in this batch*, and their baselines sum the history
-of the same series, so a store whose event touched only part of its catalogue is compared like
-with like. The last-year check of an aggregate uses the series that existed last year, with their
-own forecasts. An aggregate of a single series is not reported: it would be the series alert again.
+Interval of a multi-series total (store x category): ``hi = forecast + sqrt(sum_i (hi_i -
+forecast_i)^2)`` and ``lo = max(0, forecast - sqrt(sum_i (forecast_i - lo_i)^2))`` over the
+series' 7-day totals. Forecast errors of different items are close to independent, and the
+root-sum-square of the per-series half-widths is the independence approximation (exact for
+independent normal errors). Summing the bounds instead assumes every item misses on the same side
+at once: for the 14 intermittent series of a demo store x category it put the upper bound at about
+twice the point forecast, so ``hi < baseline`` could never hold for an aggregate. The
+approximation can err the other way: positive correlation across series (a common shock to the
+whole store or category) widens the true interval beyond the root-sum-square, which is why the
+rule still requires the drop beyond the threshold and not only the interval below the baseline.
+Missing bounds on any day of any series make the total's interval unknown, and an unknown ``hi``
+never alerts.
+
+Aggregates sum the series *in this batch*, and their baselines sum the history of the same series,
+so a store whose event touched only part of its catalogue is compared like with like. Against last
+year an aggregate uses only the series that existed last year, with their own forecasts and
+interval (``ly_forecast``, ``ly_lo``, ``ly_hi``). An aggregate of a single series is not reported:
+it would be the series alert again.
 
 The rule assumes daily data: the trailing window is as many days as there are forecast days (the
 horizon, 7 everywhere), and last year is the target dates minus 364 days (same weekday).
@@ -83,6 +101,7 @@ STATS_COLUMNS: Final = (
     "ly_n_series",
     "ly_baseline",
     "ly_forecast",
+    "ly_lo",
     "ly_hi",
     "ly_drop_pct",
 )
@@ -212,6 +231,7 @@ def _series_stats(f: pd.DataFrame, h: pd.DataFrame) -> pd.DataFrame:
     s["ly_baseline"] = s["ly_baseline"].where(s["ly_available"])
     s = s.drop(columns="ly_days")
     s["ly_forecast"] = s["forecast"].where(s["ly_available"])
+    s["ly_lo"] = s["lo"].where(s["ly_available"])
     s["ly_hi"] = s["hi"].where(s["ly_available"])
     s["n_series"] = 1
     s["ly_n_series"] = s["ly_available"].astype("int64")
@@ -223,21 +243,38 @@ def _series_stats(f: pd.DataFrame, h: pd.DataFrame) -> pd.DataFrame:
 def _aggregate_stats(s: pd.DataFrame) -> pd.DataFrame:
     keys = ["store_id", "cat_id", "forecast_origin"]
     avail = s["ly_available"]
+    missing = s["hi"].isna() | s["lo"].isna()
+    # Squared half-widths of each series' 7-day interval: their sums give the root-sum-square
+    # interval of the total (module docstring).
+    up_sq = (s["hi"] - s["forecast"]) ** 2
+    down_sq = (s["forecast"] - s["lo"]) ** 2
     parts = s.assign(
-        bound_missing=s["hi"].isna() | s["lo"].isna(),
+        bound_missing=missing,
+        up_sq=up_sq,
+        down_sq=down_sq,
         ly_baseline_part=s["ly_baseline"].where(avail, 0.0),
         ly_forecast_part=s["forecast"].where(avail, 0.0),
-        ly_hi_part=s["hi"].where(avail, 0.0),
-        ly_hi_missing=avail & s["hi"].isna(),
+        ly_up_sq=up_sq.where(avail, 0.0),
+        ly_down_sq=down_sq.where(avail, 0.0),
+        ly_bound_missing=avail & missing,
     )
     g = parts.groupby(keys, sort=True)
     summed = g[
-        ["forecast", "lo", "hi", "baseline", "ly_baseline_part", "ly_forecast_part", "ly_hi_part"]
+        [
+            "forecast",
+            "baseline",
+            "up_sq",
+            "down_sq",
+            "ly_baseline_part",
+            "ly_forecast_part",
+            "ly_up_sq",
+            "ly_down_sq",
+        ]
     ].sum()
     a = pd.concat(
         [
             summed.rename(columns=lambda c: c.removesuffix("_part")),
-            g[["bound_missing", "ly_hi_missing"]].any(),
+            g[["bound_missing", "ly_bound_missing"]].any(),
             g["week_start"].min(),
             g["week_end"].max(),
             g["n_days"].max(),
@@ -247,14 +284,34 @@ def _aggregate_stats(s: pd.DataFrame) -> pd.DataFrame:
         axis=1,
     ).reset_index()
     a = a.loc[a["n_series"] >= 2].copy()
-    a.loc[a["bound_missing"], ["lo", "hi"]] = np.nan
+    a["hi"], a["lo"] = _rss_interval(a["forecast"], a["up_sq"], a["down_sq"], a["bound_missing"])
+    a["ly_hi"], a["ly_lo"] = _rss_interval(
+        a["ly_forecast"], a["ly_up_sq"], a["ly_down_sq"], a["ly_bound_missing"]
+    )
     a["ly_available"] = a["ly_n_series"] > 0
-    for col in ("ly_baseline", "ly_forecast", "ly_hi"):
+    for col in ("ly_baseline", "ly_forecast", "ly_lo", "ly_hi"):
         a[col] = a[col].where(a["ly_available"])
-    a.loc[a["ly_hi_missing"], "ly_hi"] = np.nan
     a["scope"] = SCOPE_STORE_CATEGORY
     a["subject_id"] = a["store_id"].astype(str) + "/" + a["cat_id"].astype(str)
-    return a.drop(columns=["bound_missing", "ly_hi_missing"])
+    return a.drop(
+        columns=[
+            "bound_missing",
+            "ly_bound_missing",
+            "up_sq",
+            "down_sq",
+            "ly_up_sq",
+            "ly_down_sq",
+        ]
+    )
+
+
+def _rss_interval(
+    forecast: pd.Series, up_sq: pd.Series, down_sq: pd.Series, missing: pd.Series
+) -> tuple[pd.Series, pd.Series]:
+    """(hi, lo) of a total of independent series from their summed squared half-widths."""
+    hi = (forecast + np.sqrt(up_sq)).where(~missing)
+    lo = (forecast - np.sqrt(down_sq)).clip(lower=0.0).where(~missing)
+    return hi, lo
 
 
 def _drop(forecast: pd.Series, baseline: pd.Series) -> pd.Series:
@@ -296,18 +353,35 @@ def subject_stats(
     )
 
 
-def _alerting(stats: pd.DataFrame, settings: AlertSettings) -> pd.Series:
-    threshold = settings.drop_threshold
-    trailing = (
-        (stats["baseline"] > 0)
-        & (stats["baseline"] >= settings.min_baseline_units)
-        & (stats["drop_pct"] > threshold)
-        & (stats["hi"] < stats["baseline"])
+def _chosen_baseline(stats: pd.DataFrame) -> pd.DataFrame:
+    """The numbers the rule compares, per row of :func:`subject_stats`: the chosen baseline
+    (last year when available, else trailing), its kind, its drop, and the forecast and interval
+    comparable to it (for an aggregate against last year: those of the series that existed then).
+    """
+    use_ly = stats["ly_available"].astype(bool)
+    return pd.DataFrame(
+        {
+            "baseline": stats["ly_baseline"].where(use_ly, stats["baseline"]).astype("float64"),
+            "baseline_kind": np.where(use_ly, BASELINE_LAST_YEAR, BASELINE_TRAILING),
+            "forecast": stats["ly_forecast"].where(use_ly, stats["forecast"]).astype("float64"),
+            "lo": stats["ly_lo"].where(use_ly, stats["lo"]).astype("float64"),
+            "hi": stats["ly_hi"].where(use_ly, stats["hi"]).astype("float64"),
+            "drop_pct": stats["ly_drop_pct"].where(use_ly, stats["drop_pct"]).astype("float64"),
+        },
+        index=stats.index,
     )
-    last_year = ~stats["ly_available"] | (
-        (stats["ly_drop_pct"] > threshold) & (stats["ly_hi"] < stats["ly_baseline"])
+
+
+def _alerting(chosen: pd.DataFrame, settings: AlertSettings) -> pd.Series:
+    """Only the chosen baseline counts (see the module docstring for why each condition)."""
+    base = chosen["baseline"]
+    fires = (
+        (base > 0)
+        & (base >= settings.min_baseline_units)
+        & (chosen["drop_pct"] > settings.drop_threshold)
+        & (chosen["hi"] < base)
     )
-    return (trailing & last_year).fillna(False).astype(bool)
+    return fires.fillna(False).astype(bool)
 
 
 def _suppressed(
@@ -359,7 +433,11 @@ def evaluate_alerts(
     if forecasts.empty:
         return empty_alerts()
     stats = subject_stats(forecasts, history, interval_level=settings.interval_level)
-    cand = stats.loc[_alerting(stats, settings)].copy()
+    chosen = _chosen_baseline(stats)
+    # The row carries the numbers of the chosen baseline only; subject_stats keeps both baselines
+    # for the email.
+    subject = stats[["scope", "subject_id", "store_id", "cat_id", "week_start", "forecast_origin"]]
+    cand = subject.join(chosen).loc[_alerting(chosen, settings)].copy()
     if cand.empty:
         return empty_alerts()
     cand["rule"] = RULE_FORECAST_DROP
@@ -397,7 +475,7 @@ def evaluate_alerts(
             "week_start": cand["week_start"],
             "forecast_origin": cand["forecast_origin"],
             "baseline": cand["baseline"].astype("float64"),
-            "baseline_kind": BASELINE_TRAILING,
+            "baseline_kind": cand["baseline_kind"],
             "forecast": cand["forecast"].astype("float64"),
             "lo": cand["lo"].astype("float64"),
             "hi": cand["hi"].astype("float64"),

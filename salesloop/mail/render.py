@@ -24,12 +24,14 @@ import pandas as pd
 import structlog
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from salesloop.alerts import SCOPE_STORE_CATEGORY, subject_stats
+from salesloop.alerts import BASELINE_LAST_YEAR, SCOPE_STORE_CATEGORY, subject_stats
 from salesloop.mail.charts import render_forecast_chart
 
 MAX_CHARTS = 10
 MESSAGE_ID_DOMAIN = "salesloop"
 MINUS = "\u2212"  # typographic minus (U+2212): reads as a drop where "-" can read as a hyphen
+BASIS_LAST_YEAR = "same week last year"
+BASIS_TRAILING = "trailing 7 days"
 
 
 @lru_cache(maxsize=1)
@@ -89,7 +91,11 @@ def _recipients_of(cell: Any) -> set[str]:
 # -- alert emails --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AlertView:
-    """One alert as the templates see it: every number already formatted."""
+    """One alert as the templates see it: every number already formatted.
+
+    ``basis``/``drop`` are the baseline the rule compared with and the change against it (the
+    alert row's); both baselines are shown besides, as ``subject_stats`` reports them.
+    """
 
     key: str
     scope: str
@@ -98,8 +104,11 @@ class AlertView:
     origin: str
     forecast: str
     interval: str
-    baseline: str
+    basis: str
+    vs_last_year: bool
     drop: str
+    trailing: str | None
+    trailing_drop: str | None
     ly_baseline: str | None
     ly_drop: str | None
     ly_note: str | None
@@ -133,7 +142,13 @@ def _strict_sum(values: pd.Series) -> float:
     return float(values.astype(float).sum(skipna=False))
 
 
-def _chart(row: pd.Series, history: pd.DataFrame, forecasts: pd.DataFrame) -> bytes | None:
+def _basis(row: pd.Series) -> str:
+    return BASIS_LAST_YEAR if row.get("baseline_kind") == BASELINE_LAST_YEAR else BASIS_TRAILING
+
+
+def _chart(
+    row: pd.Series, history: pd.DataFrame, forecasts: pd.DataFrame, trailing: float | None
+) -> bytes | None:
     fc = _series_of(row, forecasts)
     if fc.empty:
         return None
@@ -154,8 +169,10 @@ def _chart(row: pd.Series, history: pd.DataFrame, forecasts: pd.DataFrame) -> by
     return render_forecast_chart(
         actuals,
         daily,
-        title=f"{_label(row)}: forecast {fmt_change(float(row['drop_pct']))} vs trailing week",
-        baseline_per_day=float(row["baseline"]) / n_days,
+        title=f"{_label(row)}: forecast {fmt_change(float(row['drop_pct']))} vs {_basis(row)}",
+        # The dashed line is the trailing level, which the chart's actuals show too (last year's
+        # level of an aggregate may cover only some of the charted series).
+        baseline_per_day=None if trailing is None else trailing / n_days,
     )
 
 
@@ -163,13 +180,16 @@ StatsKey = tuple[str, str, date]
 
 
 def _safe_chart(
-    row: pd.Series, history: pd.DataFrame | None, forecasts: pd.DataFrame | None
+    row: pd.Series,
+    history: pd.DataFrame | None,
+    forecasts: pd.DataFrame | None,
+    trailing: float | None,
 ) -> bytes | None:
     """A chart that cannot be drawn must not stop the email: the numbers are the message."""
     if history is None or forecasts is None or forecasts.empty:
         return None
     try:
-        return _chart(row, history, forecasts)
+        return _chart(row, history, forecasts, trailing)
     except Exception as exc:
         structlog.get_logger("salesloop.mail").warning(
             "mail.chart_failed", alert_key=str(row["alert_key"]), error=type(exc).__name__
@@ -180,7 +200,8 @@ def _safe_chart(
 def _stats_for(
     alerts: pd.DataFrame, history: pd.DataFrame | None, forecasts: pd.DataFrame | None
 ) -> dict[StatsKey, dict[Any, Any]]:
-    """The rule's own numbers (both baselines, week end) for the alerts' subjects."""
+    """Both baselines (the rule compared with one of them) and the week end of the alerts'
+    subjects."""
     if forecasts is None or forecasts.empty or history is None:
         return {}
     try:
@@ -220,21 +241,36 @@ def _views(
         origin = _day(row["forecast_origin"])
         week_start = _day(row["week_start"])
         week_end: date | None = None
-        ly_baseline = ly_drop = ly_note = None
+        last_year = _basis(row) == BASIS_LAST_YEAR
+        trailing: float | None = None
+        trailing_drop: float | None = None
+        ly_baseline: float | None = None
+        ly_drop: float | None = None
+        ly_note = None
         st = stats.get((str(row["scope"]), str(row["subject_id"]), origin))
         if st is not None:
             week_end = _day(st["week_end"])
+            trailing, trailing_drop = float(st["baseline"]), float(st["drop_pct"])
             if bool(st["ly_available"]):
-                ly_baseline = fmt_units(float(st["ly_baseline"]))
-                ly_drop = fmt_change(float(st["ly_drop_pct"]))
-                if int(st["ly_n_series"]) < int(st["n_series"]):
+                ly_baseline, ly_drop = float(st["ly_baseline"]), float(st["ly_drop_pct"])
+                n_ly, n_all = int(st["ly_n_series"]), int(st["n_series"])
+                if n_ly < n_all:
                     ly_note = (
-                        f"{int(st['ly_n_series'])} of {int(st['n_series'])} series sold then; "
-                        f"compared with their forecast of {fmt_units(float(st['ly_forecast']))}"
+                        f"{n_ly} of {n_all} series sold then; the forecast and interval above "
+                        f"are theirs, all {n_all} together forecast "
+                        f"{fmt_units(float(st['forecast']))}"
+                        if last_year
+                        else f"{n_ly} of {n_all} series sold then; compared with their forecast "
+                        f"of {fmt_units(float(st['ly_forecast']))}"
                     )
+        elif last_year:
+            # Without the forecasts only the row's own baseline is known.
+            ly_baseline, ly_drop = float(row["baseline"]), float(row["drop_pct"])
+        else:
+            trailing, trailing_drop = float(row["baseline"]), float(row["drop_pct"])
         cid = None
         if len(charts) < max_charts:
-            png = _safe_chart(row, history, forecasts)
+            png = _safe_chart(row, history, forecasts, trailing)
             if png is not None:
                 digest = hashlib.sha256(str(row["alert_key"]).encode()).hexdigest()[:16]
                 cid = f"chart-{digest}@{MESSAGE_ID_DOMAIN}"
@@ -252,10 +288,13 @@ def _views(
                 origin=origin.isoformat(),
                 forecast=fmt_units(float(row["forecast"])),
                 interval=f"{fmt_units(float(row['lo']))} to {fmt_units(float(row['hi']))}",
-                baseline=fmt_units(float(row["baseline"])),
+                basis=_basis(row),
+                vs_last_year=last_year,
                 drop=fmt_change(float(row["drop_pct"])),
-                ly_baseline=ly_baseline,
-                ly_drop=ly_drop,
+                trailing=None if trailing is None else fmt_units(trailing),
+                trailing_drop=None if trailing_drop is None else fmt_change(trailing_drop),
+                ly_baseline=None if ly_baseline is None else fmt_units(ly_baseline),
+                ly_drop=None if ly_drop is None else fmt_change(ly_drop),
                 ly_note=ly_note,
                 model_version=str(row["model_version"]),
                 chart_cid=cid,
@@ -314,8 +353,9 @@ def build_alert_email(
 
     Alerts whose ``recipients`` column does not name ``recipient`` are left out (a caller passing
     the whole batch cannot leak a store's alerts to another store's owner). ``history`` and
-    ``forecasts`` feed the charts and the last-year baseline; if they lack a subject, its alert is
-    still listed with the numbers of its row. Only the first ``max_charts`` alerts get a chart.
+    ``forecasts`` feed the charts and the baseline the rule did not compare with (the row carries
+    only the chosen one); if they lack a subject, its alert is still listed with the numbers of its
+    row. Only the first ``max_charts`` alerts get a chart.
     ``interval_level`` only labels the interval (the alert row carries the bounds).
     """
     rows = alerts

@@ -98,7 +98,13 @@ def oracle(
     threshold: float,
     min_baseline: float,
 ) -> set[str]:
-    """Subjects (``scope:subject_id``) the rule should alert on, computed with plain loops."""
+    """Subjects (``scope:subject_id``) the rule should alert on, computed with plain loops.
+
+    Each subject is compared with one baseline: last year's week when it exists (for an aggregate:
+    the series that have it, with their own forecasts), else the trailing week. A series' 7-day
+    upper bound is the sum of its daily ones; an aggregate's is its forecast plus the root of the
+    summed squared half-widths of its series.
+    """
     totals: dict[str, _Totals] = {}
     for s in specs:
         present = s.trailing[HORIZON - min(s.history_days, HORIZON) :]
@@ -112,8 +118,8 @@ def oracle(
         )
     out: set[str] = set()
     for sid, t in totals.items():
-        ly_parts = [] if t.ly is None else [(t.fc, t.hi, t.ly)]
-        if _fires(t.fc, t.hi, t.base, ly_parts, threshold, min_baseline):
+        base = t.base if t.ly is None else t.ly
+        if _fires(t.fc, t.hi, base, threshold, min_baseline):
             out.add(f"series:{sid}")
     groups: dict[tuple[str, str], list[_Totals]] = {}
     for t in totals.values():
@@ -122,38 +128,20 @@ def oracle(
         if len(members) < 2:
             continue
         with_ly = [m for m in members if m.ly is not None]
-        ly_parts = []
-        if with_ly:
-            ly_parts.append(
-                (
-                    sum(m.fc for m in with_ly),
-                    sum(m.hi for m in with_ly),
-                    sum(m.ly for m in with_ly if m.ly is not None),
-                )
-            )
-        fc = sum(m.fc for m in members)
-        hi = sum(m.hi for m in members)
-        base = sum(m.base for m in members)
-        if _fires(fc, hi, base, ly_parts, threshold, min_baseline):
+        compared = with_ly or members
+        fc = sum(m.fc for m in compared)
+        hi = fc + math.sqrt(sum((m.hi - m.fc) ** 2 for m in compared))
+        base = (
+            sum(m.ly for m in with_ly if m.ly is not None)
+            if with_ly
+            else sum(m.base for m in members)
+        )
+        if _fires(fc, hi, base, threshold, min_baseline):
             out.add(f"store_category:{store}/{cat}")
     return out
 
 
-def _fires(
-    fc: float,
-    hi: float,
-    base: float,
-    ly_parts: list[tuple[float, float, float]],
-    threshold: float,
-    min_baseline: float,
-) -> bool:
+def _fires(fc: float, hi: float, base: float, threshold: float, min_baseline: float) -> bool:
     if not (base > 0 and base >= min_baseline):
         return False
-    if math.isnan(hi) or not (1 - fc / base > threshold and hi < base):
-        return False
-    for ly_fc, ly_hi, ly_base in ly_parts:
-        if ly_base <= 0 or math.isnan(ly_hi):
-            return False
-        if not (1 - ly_fc / ly_base > threshold and ly_hi < ly_base):
-            return False
-    return True
+    return not math.isnan(hi) and 1 - fc / base > threshold and hi < base

@@ -1,4 +1,4 @@
-"""Worked examples of the drop-alert rule: aggregates, last year, cooldown, output shape."""
+"""Worked examples of the drop-alert rule: baseline choice, aggregates, cooldown, output shape."""
 
 from __future__ import annotations
 
@@ -137,26 +137,106 @@ def test_aggregate_drop_can_hide_in_the_series_but_show_in_the_total() -> None:
     assert agg["drop_pct"] == pytest.approx(1 - 98 / 154)
 
 
-def test_a_drop_that_also_happened_last_year_is_seasonal() -> None:
-    # Last year's same week sold 40 (vs 70 trailing): a forecast of 35 is only 12.5 % below it.
+def test_a_sustained_drop_is_caught_against_last_year_though_the_trailing_week_is_low() -> None:
+    # Sales halved two weeks ago and the model has caught up: forecast 35 = trailing 35, so no
+    # drop versus the trailing week. The same week last year sold 70: that is the baseline.
+    alerts = run([spec("CA_1/A", FIVE, FIVE, last_year=TEN)])
+    assert len(alerts) == 1
+    row = alerts.iloc[0]
+    assert row["baseline_kind"] == "same_week_last_year"
+    assert row["baseline"] == 70.0
+    assert row["forecast"] == 35.0
+    assert row["hi"] == pytest.approx(38.5)
+    assert row["lo"] == pytest.approx(31.5)
+    assert row["drop_pct"] == pytest.approx(0.5)
+
+
+def test_without_last_year_the_trailing_week_decides() -> None:
+    alerts = run([spec("CA_1/A", TEN, FIVE)])
+    assert len(alerts) == 1
+    assert alerts.iloc[0]["baseline_kind"] == "trailing_7d"
+    assert alerts.iloc[0]["baseline"] == 70.0
+    assert alerts.iloc[0]["drop_pct"] == pytest.approx(0.5)
+
+
+def test_a_seasonal_dip_that_also_happened_last_year_does_not_alert() -> None:
+    # 50 % below the trailing week, but last year's same week sold 40: a forecast of 35 is only
+    # 12.5 % below it. Last year decides, so the trailing drop does not count.
     seasonal = run([spec("CA_1/A", TEN, FIVE, last_year=(40 / 7,) * 7)])
     assert seasonal.empty
-    # Last year sold 100 that week: the drop is real against both baselines.
+    # Last year sold 100 that week: the drop is real, and reported against last year.
     real = run([spec("CA_1/A", TEN, FIVE, last_year=(100 / 7,) * 7)])
     assert len(real) == 1
-    assert real.iloc[0]["baseline_kind"] == "trailing_7d"
+    assert real.iloc[0]["baseline_kind"] == "same_week_last_year"
+    assert real.iloc[0]["baseline"] == pytest.approx(100.0)
+    assert real.iloc[0]["drop_pct"] == pytest.approx(0.65)
 
 
-def test_last_year_must_also_clear_the_interval() -> None:
-    # 45 % below last year, but the interval top (50.76) is above last year's 49: no alert.
-    alerts = run([spec("CA_1/A", TEN, (27 / 7,) * 7, width=0.88, last_year=(7.0,) * 7)])
-    forecasts, history = frames(
-        [spec("CA_1/A", TEN, (27 / 7,) * 7, width=0.88, last_year=(7.0,) * 7)]
-    )
+def test_the_noise_floor_applies_to_the_chosen_baseline() -> None:
+    # Trailing 70 would alert, but last year's week (14 units) is the baseline and under 20.
+    assert run([spec("CA_1/A", TEN, (1.0,) * 7, last_year=(2.0,) * 7)]).empty
+    # A trailing week under the floor does not matter when last year's week is the baseline.
+    alerts = run([spec("CA_1/A", (2.0,) * 7, (1.0,) * 7, last_year=TEN)])
+    assert alerts["baseline"].tolist() == [70.0]
+
+
+def test_the_interval_must_clear_the_chosen_baseline() -> None:
+    # 45 % below last year, but the interval top (50.76) is above last year's 49: no alert, even
+    # though the trailing week (70) would be cleared.
+    specs = [spec("CA_1/A", TEN, (27 / 7,) * 7, width=0.88, last_year=(7.0,) * 7)]
+    forecasts, history = frames(specs)
     stats = subject_stats(forecasts, history, interval_level=80).iloc[0]
     assert stats["ly_drop_pct"] > 0.3
     assert stats["ly_hi"] >= stats["ly_baseline"]
-    assert alerts.empty
+    assert stats["hi"] < stats["baseline"]
+    assert run(specs).empty
+
+
+def test_aggregate_interval_is_the_root_sum_square_of_the_series_half_widths() -> None:
+    # A: 70 +- 21, B: 140 +- 28 (both sold last year), C: 35 +- 0 (new). Summed bounds would
+    # give 245 +- 49; as independent series the total is 245 +- sqrt(21^2 + 28^2 + 0^2) = 35.
+    specs = [
+        spec("CA_1/A", TEN, TEN, width=0.3, last_year=(30.0,) * 7),
+        spec("CA_1/B", TEN, (20.0,) * 7, width=0.2, last_year=(20.0,) * 7),
+        spec("CA_1/C", TEN, FIVE, width=0.0),
+    ]
+    forecasts, history = frames(specs)
+    stats = subject_stats(forecasts, history, interval_level=80).set_index("subject_id")
+    a = stats.loc["CA_1/A"]
+    assert (a["forecast"], a["lo"], a["hi"]) == pytest.approx((70.0, 49.0, 91.0))
+    agg = stats.loc["CA_1/FOODS"]
+    assert agg["forecast"] == pytest.approx(245.0)
+    assert agg["hi"] == pytest.approx(280.0)
+    assert agg["lo"] == pytest.approx(210.0)
+    assert agg["baseline"] == 210.0
+    # Against last year only A and B count: 210 +- sqrt(21^2 + 28^2) = 35, vs 210 + 140 = 350.
+    assert (agg["ly_n_series"], agg["ly_baseline"]) == (2, pytest.approx(350.0))
+    assert agg["ly_forecast"] == pytest.approx(210.0)
+    assert agg["ly_hi"] == pytest.approx(245.0)
+    assert agg["ly_lo"] == pytest.approx(175.0)
+    assert agg["ly_drop_pct"] == pytest.approx(0.4)
+
+    alerts = run(specs).set_index("subject_id")
+    # The total rose vs the trailing week (245 vs 210): only last year shows the drop, and the
+    # row carries the numbers comparable to last year.
+    row = alerts.loc["CA_1/FOODS"]
+    assert row["baseline_kind"] == "same_week_last_year"
+    assert (row["baseline"], row["forecast"]) == (pytest.approx(350.0), pytest.approx(210.0))
+    assert (row["lo"], row["hi"]) == (pytest.approx(175.0), pytest.approx(245.0))
+    assert row["drop_pct"] == pytest.approx(0.4)
+    # A is 67 % below its last year; B is flat; C (no last year) halves vs its trailing week.
+    assert alerts.loc["CA_1/A", "baseline_kind"] == "same_week_last_year"
+    assert alerts.loc["CA_1/C", "baseline_kind"] == "trailing_7d"
+    assert set(alerts.index) == {"CA_1/A", "CA_1/C", "CA_1/FOODS"}
+
+
+def test_aggregate_lower_bound_is_clipped_at_zero() -> None:
+    # A model may emit a negative lower bound; a total of units cannot be negative.
+    forecasts, history = frames([spec("CA_1/A", TEN, (1.0,) * 7), spec("CA_1/B", TEN, (1.0,) * 7)])
+    forecasts["lo_80"] = -10.0
+    agg = subject_stats(forecasts, history, interval_level=80).set_index("subject_id")
+    assert agg.loc["CA_1/FOODS", "lo"] == 0.0
+    assert agg.loc["CA_1/A", "lo"] == -70.0  # a single series' bounds are reported as they are
 
 
 def test_an_incomplete_last_year_week_is_not_a_baseline() -> None:
@@ -175,12 +255,14 @@ def test_an_incomplete_last_year_week_is_not_a_baseline() -> None:
         event_id="e",
         now=NOW,
     )
-    assert len(out) == 1  # trailing rule alone decides
+    assert len(out) == 1  # the trailing week decides
+    assert out.iloc[0]["baseline_kind"] == "trailing_7d"
 
 
 def test_aggregate_last_year_uses_only_series_that_existed_then() -> None:
-    # A existed last year (seasonal dip: LY 40), B is new (no LY). The aggregate's last-year check
-    # compares A's forecast with A's last year, and so stays silent.
+    # A existed last year (seasonal dip: LY 40), B is new (no LY). The aggregate compares A's
+    # forecast and interval with A's last year, and so stays silent (against its trailing week,
+    # 140 -> 70, it would have alerted).
     specs = [
         spec("CA_1/A", TEN, FIVE, last_year=(40 / 7,) * 7),
         spec("CA_1/B", TEN, FIVE),
@@ -190,6 +272,8 @@ def test_aggregate_last_year_uses_only_series_that_existed_then() -> None:
     agg = stats.loc["CA_1/FOODS"]
     assert agg["ly_baseline"] == pytest.approx(40.0)
     assert agg["ly_forecast"] == pytest.approx(35.0)
+    assert agg["ly_hi"] == pytest.approx(38.5)
+    assert agg["drop_pct"] == pytest.approx(0.5)  # both baselines stay in the stats
     assert set(run(specs)["subject_id"]) == {"CA_1/B"}
 
 

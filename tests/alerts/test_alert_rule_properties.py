@@ -1,7 +1,9 @@
 """Properties of the drop-alert rule over generated batches (hypothesis).
 
-Values are integers and interval widths are multiples of 1/4, so every sum is exact in binary
-floating point and the oracle and the implementation cannot disagree by rounding at a boundary.
+Values are integers and interval widths are multiples of 1/4, so every sum (and every sum of
+squared half-widths) is exact in binary floating point, and the one square root of an aggregate's
+interval is correctly rounded on both sides: the oracle and the implementation cannot disagree by
+rounding at a boundary.
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from salesloop.alerts import evaluate_alerts, subject_stats
+from salesloop.alerts import (
+    BASELINE_LAST_YEAR,
+    BASELINE_TRAILING,
+    evaluate_alerts,
+    subject_stats,
+)
 from salesloop.config import AlertSettings
 from tests.alerts.alerts_testdata import HORIZON, SeriesSpec, cfg_of, frames, oracle
 
@@ -20,6 +27,9 @@ NOW = datetime(2016, 5, 23, 6, 0, tzinfo=UTC)
 FAST = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 week = st.tuples(*[st.integers(0, 40) for _ in range(HORIZON)])
+# Small series sit around the noise floor (min_baseline_units), alone or summed in an aggregate.
+small_week = st.tuples(*[st.integers(0, 6) for _ in range(HORIZON)])
+any_week = st.one_of(week, small_week)
 
 
 def scaled(values: tuple[int, ...], factor: float) -> tuple[int, ...]:
@@ -37,7 +47,7 @@ def series_specs(draw: st.DrawFn) -> list[SeriesSpec]:
     for i in range(n):
         store = draw(st.sampled_from(["CA_1", "TX_1"]))
         cat = draw(st.sampled_from(["FOODS", "FOODS", "HOBBIES"]))
-        trailing = draw(week)
+        trailing = draw(any_week)
         how = draw(st.sampled_from(["batch", "batch", "own", "random"]))
         if how == "random":
             forecast = draw(week)
@@ -46,7 +56,7 @@ def series_specs(draw: st.DrawFn) -> list[SeriesSpec]:
         ly_how = draw(st.sampled_from(["none", "random", "near"]))
         last_year = {
             "none": None,
-            "random": draw(week),
+            "random": draw(any_week),
             "near": scaled(trailing, 1 / draw(factors)),
         }[ly_how]
         specs.append(
@@ -101,37 +111,53 @@ def test_alerts_match_the_loop_oracle(specs: list[SeriesSpec], cfg: AlertSetting
     )
 
 
+def stats_of(specs: list[SeriesSpec], cfg: AlertSettings) -> pd.DataFrame:
+    forecasts, history = frames(specs)
+    return subject_stats(forecasts, history, interval_level=cfg.interval_level).set_index(
+        ["scope", "subject_id"]
+    )
+
+
 @FAST
 @given(series_specs(), alert_settings)
-def test_no_alert_without_a_drop_beyond_the_threshold(
+def test_no_alert_without_a_drop_beyond_the_threshold_vs_the_chosen_baseline(
     specs: list[SeriesSpec], cfg: AlertSettings
 ) -> None:
     alerts = run(specs, cfg)
-    forecasts, history = frames(specs)
-    stats = subject_stats(forecasts, history, interval_level=cfg.interval_level).set_index(
-        ["scope", "subject_id"]
-    )
+    stats = stats_of(specs, cfg)
     for row in alerts.to_dict("records"):
-        # Recomputed from the raw numbers, not from the drop_pct the rule reported.
-        assert 1 - float(row["forecast"]) / float(row["baseline"]) > cfg.drop_threshold
-        assert float(row["drop_pct"]) > cfg.drop_threshold
-        assert float(row["baseline"]) >= cfg.min_baseline_units
         st_row = stats.loc[(row["scope"], row["subject_id"])]
+        # The chosen baseline, and the forecast comparable to it, read from both baselines.
         if st_row["ly_available"]:
-            assert 1 - st_row["ly_forecast"] / st_row["ly_baseline"] > cfg.drop_threshold
+            kind, base, fc = BASELINE_LAST_YEAR, st_row["ly_baseline"], st_row["ly_forecast"]
+        else:
+            kind, base, fc = BASELINE_TRAILING, st_row["baseline"], st_row["forecast"]
+        assert row["baseline_kind"] == kind
+        assert float(row["baseline"]) == base
+        assert float(row["forecast"]) == fc
+        # Recomputed from the raw numbers, not from the drop_pct the rule reported.
+        assert 1 - fc / base > cfg.drop_threshold
+        assert float(row["drop_pct"]) > cfg.drop_threshold
+        assert base >= cfg.min_baseline_units and base > 0
 
 
 @FAST
 @given(series_specs(), alert_settings)
-def test_no_alert_when_the_interval_reaches_the_baseline(
+def test_no_alert_when_the_interval_reaches_the_chosen_baseline(
     specs: list[SeriesSpec], cfg: AlertSettings
 ) -> None:
     alerts = run(specs, cfg)
     assert (alerts["hi"] < alerts["baseline"]).all()
-    # Widen every interval until its top reaches the trailing baseline: silence everywhere.
+    stats = stats_of(specs, cfg)
+    ly = stats["ly_available"].astype(bool)
+    hi = stats["ly_hi"].where(ly, stats["hi"])
+    base = stats["ly_baseline"].where(ly, stats["baseline"])
+    reaching = {f"{scope}:{sid}" for scope, sid in stats.index[~(hi < base)]}
+    assert not (subjects(alerts) & reaching)
+    # Widen every interval until its top reaches either baseline: silence everywhere.
     wide = [
         SeriesSpec(
-            **{**s.__dict__, "width": 1000.0, "forecast": tuple(max(1, y) for y in s.forecast)}
+            **{**s.__dict__, "width": 10_000.0, "forecast": tuple(max(1, y) for y in s.forecast)}
         )
         for s in specs
     ]

@@ -48,9 +48,10 @@ def test_one_email_holds_all_of_the_recipients_alerts(ca1_email: EmailMessage) -
     assert ca1_email["From"] == "salesloop@example.com"
     assert ca1_email["X-Salesloop-Alerts"] == "3"
     assert ca1_email["Auto-Submitted"] == "auto-generated"
-    # Worst drop first: FOODS_1_001 falls 81 -> 39 (-52 %).
+    # Worst drop first: FOODS_1_001 is 54 % below its same week last year (84 -> 39), the
+    # baseline the rule compared with (it is 52 % below its trailing week).
     assert ca1_email["Subject"] == (
-        "[salesloop] Demand drop predicted: 3 alerts (FOODS_1_001 at CA_1 \u221252%)"
+        "[salesloop] Demand drop predicted: 3 alerts (FOODS_1_001 at CA_1 \u221254%)"
     )
 
 
@@ -70,10 +71,10 @@ def test_both_parts_carry_the_same_numbers(ca1_email: EmailMessage) -> None:
         "35.1 to 42.9",
         "\u221252%",
         "\u221254%",
-        # aggregate: baseline 151, forecast 81, interval 72.9..89.1, drop 46 %
+        # aggregate: trailing 151 (-46 % for the forecast of 81 of both series); compared with
+        # last year through FOODS_1_001 alone, so its forecast and interval are that series'
         "151",
         "81.0",
-        "72.9 to 89.1",
         "\u221246%",
         # FOODS_1_002 and the model version
         "42.0",
@@ -85,7 +86,13 @@ def test_both_parts_carry_the_same_numbers(ca1_email: EmailMessage) -> None:
         assert needle in text, f"{needle!r} missing from the text part"
         assert needle in html, f"{needle!r} missing from the HTML part"
     # The aggregate's last-year figure covers only the series that sold then, and says so.
-    assert "1 of 2 series sold then" in text and "1 of 2 series sold then" in html
+    note = "1 of 2 series sold then; the forecast and interval above are theirs"
+    assert note in text and note in html
+    # The baseline the rule compared with is named; the change against it leads.
+    assert "Change vs same week last year: \u221254%" in text
+    assert "Change vs trailing 7 days:     \u221240%" in text
+    assert html.count("vs same week last year</span>") == 2
+    assert html.count("vs trailing 7 days</span>") == 1
     # A series without last year's week says so instead of inventing a number.
     assert "not available" in text
 
@@ -187,6 +194,9 @@ def test_missing_forecasts_still_give_an_email_with_the_rows_numbers() -> None:
     assert inline_images(msg) == {}
     assert "35.1 to 42.9" in text and "35.1 to 42.9" in html
     assert "from 2016-05-23" in text
+    # Only the row's own baseline is known: last year's for FOODS_1_001, trailing for 002.
+    assert "Baseline, same week last year: 84.0 units (change \u221254%)" in text
+    assert "Baseline, trailing 7 days:     70.0 units (change \u221240%)" in text
 
 
 def test_html_escapes_what_it_did_not_write() -> None:
