@@ -201,10 +201,14 @@ def backtest(
     candidates: dict[str, ForecastModel],
     champion: ForecastModel | None = None,
     *,
+    extra: list[Contender] | None = None,
     n_jobs: int = 1,
     progress: Any = None,
 ) -> tuple[BacktestResult, str]:
-    """Backtest candidates (as recipes), the champion and both baselines; return the chosen one."""
+    """Backtest candidates (as recipes), the champion and both baselines; return the chosen one.
+
+    ``extra``: more contenders scored on the same rows (benchmark diagnostics).
+    """
     bt = train.backtest
     assert bt.horizon and bt.step and bt.min_train_periods
     fc = settings.forecast
@@ -241,6 +245,7 @@ def backtest(
             ):
                 same_as[name] = cand_name
                 break
+    contenders += list(extra or [])
     result = run_backtest(
         frame,
         plan,
