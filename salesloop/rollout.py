@@ -232,10 +232,11 @@ def probe_history(frame: pd.DataFrame, n_series: int, periods: int, seed: int = 
 class PredictorProbe:
     """Probe an endpoint through the Predictor port with small requests of probe series.
 
-    The endpoint picks a deployed model per request by a stable hash of the request (a retried
-    request lands on the same model), so every probe request carries a different window of the
-    probe series; requests continue until the canary answered at least once, up to enough requests
-    that missing a canary at ``traffic``% would be a one-in-ten-thousand event.
+    The endpoint picks a deployed model per request (by the traffic split: weighted round-robin on
+    the local server, random on Vertex). Requests continue until the canary has answered at least
+    once, up to enough requests that missing a canary at ``traffic``% by chance would be a
+    one-in-ten-thousand event; each request carries a different window of the probe series, so
+    sticky routing by request content cannot hide the canary either.
     """
 
     def __init__(
@@ -246,6 +247,20 @@ class PredictorProbe:
         self.predictor = predictor
         self.instances = list(instances)
         self.batch = max(1, min(batch, len(self.instances)))
+        self._warm = False
+
+    def warm_up(self) -> None:
+        """One untimed request: the client's own start-up (SDK import, endpoint lookup) is not
+        the endpoint's latency. A connection failure here means there is no endpoint at all."""
+        if self._warm:
+            return
+        try:
+            self.predictor.predict(self.instances[: self.batch])
+        except (ConnectionError, OSError) as exc:
+            raise ProbeUnavailable(f"endpoint unreachable: {exc}") from exc
+        except Exception:
+            pass  # an endpoint that answers with errors: the timed requests will count them
+        self._warm = True
 
     @staticmethod
     def requests_for(traffic: int, minimum: int) -> int:
@@ -257,6 +272,7 @@ class PredictorProbe:
     def __call__(self, version: str, traffic: int, requests: int) -> ProbeResult:
         from salesloop.predictor.codec import predictions_to_frame
 
+        self.warm_up()
         n = len(self.instances)
         limit = self.requests_for(traffic, requests)
         latencies: list[float] = []
@@ -275,8 +291,6 @@ class PredictorProbe:
             try:
                 batch = self.predictor.predict(chunk)
             except Exception as exc:
-                if isinstance(exc, ConnectionError | OSError) and sent == 1:
-                    raise ProbeUnavailable(f"endpoint unreachable: {exc}") from exc
                 errors += 1
                 first_error = first_error or f"({type(exc).__name__}: {str(exc)[:200]})"
                 continue

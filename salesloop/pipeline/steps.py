@@ -332,6 +332,8 @@ def gate_step(
 
 def open_registry(root: str) -> Any:
     """The local registry folder; cloud registries are refused rather than silently faked."""
+    if not root:
+        raise ValueError("no registry_root given")
     if root.startswith(("gs://", "vertex:")):
         raise NotImplementedError(
             f"registry {root!r}: the pipeline's register/rollout steps drive the local registry "

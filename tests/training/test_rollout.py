@@ -265,3 +265,50 @@ def test_canary_on_the_local_model_server(tmp_path: Path, history: pd.DataFrame)
         assert failures == []
         assert set(versions) == {fast}
         assert reg.alias("champion") == fast
+
+
+class _FakePredictor:
+    """Answers like the endpoint predictor: every ``every``-th request is served by the canary."""
+
+    def __init__(self, every: int = 10, fail_every: int = 0, down: bool = False) -> None:
+        self.every, self.fail_every, self.down = every, fail_every, down
+        self.calls = 0
+
+    def predict(self, instances: list[dict[str, Any]]) -> Any:
+        from salesloop.predictor.base import PredictionBatch
+
+        self.calls += 1
+        if self.down:
+            raise ConnectionRefusedError("refused")
+        if self.fail_every and self.calls % self.fail_every == 0:
+            raise RuntimeError("503")
+        version = "v2" if self.calls % self.every == 0 else "v1"
+        preds = [
+            {
+                "series_id": inst["series_id"],
+                "forecast_origin": "2020-01-01",
+                "target_dates": ["2020-01-02", "2020-01-03"],
+                "yhat": [1.0, 2.0],
+                "lo_80": [0.5, 1.0],
+                "hi_80": [1.5, 3.0],
+                "model_version": version,
+            }
+            for inst in instances
+        ]
+        return PredictionBatch(preds, version)
+
+
+def test_predictor_probe_finds_the_canary_and_counts_errors() -> None:
+    instances = [{"series_id": f"s{i}"} for i in range(7)]
+    assert PredictorProbe.requests_for(10, 5) == 88  # 0.9**88 < 1e-4
+    assert PredictorProbe.requests_for(100, 5) == 5
+    fake = _FakePredictor(every=10)
+    result = PredictorProbe(fake, instances, batch=2)("v2", 10, 5)
+    assert result.canary_responses == 1 and result.errors == 0
+    assert result.requests == 10 - 1  # the 10th call (9th timed) is the canary's; warm-up untimed
+    assert result.canary_predictions is not None
+    assert set(result.canary_predictions.columns) >= {"unique_id", "ds", "yhat", "lo_80", "hi_80"}
+    flaky = PredictorProbe(_FakePredictor(every=1, fail_every=3), instances)("v2", 100, 6)
+    assert flaky.errors == 2 and flaky.error_rate == pytest.approx(2 / 6)
+    with pytest.raises(ProbeUnavailable):
+        PredictorProbe(_FakePredictor(down=True), instances)("v2", 10, 5)
