@@ -231,6 +231,8 @@ def test_swap_under_load_fails_no_request(tmp_path: Path, instances: list[dict[s
 
 
 def _start_cli(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """Start ``python -m salesloop.serving``; its stderr keeps being drained (a full pipe would
+    block the server) into ``proc.log`` for failure messages."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "salesloop.serving", *args],
         env={**os.environ, "SALESLOOP_LOG_LEVEL": "WARNING", **env},
@@ -238,15 +240,36 @@ def _start_cli(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[s
         text=True,
     )
     assert proc.stderr is not None
+    lines: list[str] = []
+    proc.log = lines  # type: ignore[attr-defined]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         line = proc.stderr.readline()
+        lines.append(line)
         if line.startswith("listening on "):
+            threading.Thread(target=lines.extend, args=(proc.stderr,), daemon=True).start()
             return proc, line.split()[-1]
         if not line and proc.poll() is not None:
             break
     proc.kill()
-    raise AssertionError(f"server did not start: rc={proc.poll()}")
+    raise AssertionError(f"server did not start: rc={proc.poll()}: {''.join(lines)[-2000:]}")
+
+
+def _stop_cli(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = None
+    log = "".join(getattr(proc, "log", []))[-3000:]
+    assert rc == 0, f"exit {rc}; stderr:\n{log}"
+
+
+def _version(url: str, instances: list[dict[str, Any]]) -> str:
+    r = requests.post(url, json={"instances": instances}, timeout=30)
+    assert r.status_code == 200, r.text
+    return str(r.json()["modelVersionId"])
 
 
 @pytest.mark.slow
@@ -269,19 +292,13 @@ def test_entry_point_prefork_workers_follow_swaps_and_sigterm(
         seen: list[str] = []
         while time.monotonic() < deadline:
             # new connections spread over both workers; every one must switch
-            seen = [
-                requests.post(path, json={"instances": instances[:3]}, timeout=30).json()[
-                    "modelVersionId"
-                ]
-                for _ in range(6)
-            ]
+            seen = [_version(path, instances[:3]) for _ in range(6)]
             if set(seen) == {v2}:
                 break
             time.sleep(0.2)
         assert set(seen) == {v2}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        _stop_cli(proc)
 
 
 @pytest.mark.slow
@@ -305,8 +322,7 @@ def test_entry_point_vertex_container_env(
         assert r.status_code == 200 and list(r.json()) == ["predictions"]
         assert requests.get(url + "/health", timeout=5).status_code == 404
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        _stop_cli(proc)
 
 
 def test_pretty_size_matches_protobuf_rendering(instances: list[dict[str, Any]]) -> None:
