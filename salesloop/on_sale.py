@@ -24,8 +24,10 @@ import pandas as pd
 import structlog
 
 from salesloop import sql
+from salesloop.alerts import evaluate_alerts
 from salesloop.config import Settings
 from salesloop.events import InsertEvent, InvalidEvent, parse_insert_event
+from salesloop.mail import build_alert_email
 from salesloop.predictor.codec import instances_from_history, predictions_to_frame
 from salesloop.warehouse import Exec, Merge, Warehouse
 
@@ -113,8 +115,15 @@ class OnSaleHandler:
         instances = instances_from_history(history, recent_days=RECENT_DAYS)
         batch = self.predictor.predict(instances)
         forecasts = predictions_to_frame(batch.predictions, history)
+        # During a canary the endpoint splits one batch across versions: each row keeps the
+        # version that produced it (part of the forecasts' key); the batch's majority fills gaps.
+        version = (
+            forecasts["model_version"].fillna(batch.model_version)
+            if "model_version" in forecasts.columns
+            else batch.model_version
+        )
         forecasts = forecasts.assign(
-            model_version=batch.model_version,
+            model_version=version,
             event_id=event.event_id,
             job_id=event.job_id,
             created_at=now,
@@ -155,8 +164,6 @@ class OnSaleHandler:
         event: InsertEvent,
         now: datetime,
     ) -> pd.DataFrame:
-        from salesloop.alerts import evaluate_alerts
-
         since = now - timedelta(days=max(self.settings.alerts.cooldown_days, 1))
         recent = self.warehouse.query(sql.load("recent_alerts"), {"since": since})
         return evaluate_alerts(
@@ -173,8 +180,6 @@ class OnSaleHandler:
         self, event: InsertEvent, history: pd.DataFrame | None, forecasts: pd.DataFrame | None
     ) -> int:
         """Email every alert of this event not yet sent; one email per recipient."""
-        from salesloop.mail import build_alert_email
-
         pending = self.warehouse.query(sql.load("pending_alerts"), {"event_id": event.event_id})
         if pending.empty:
             return 0

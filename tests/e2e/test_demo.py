@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import mailbox
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from salesloop.demo import DROP_CATEGORY, DemoOptions, run_demo
+from salesloop.local.mailbox import read_messages
 from salesloop.warehouse.duckdb import DuckDBWarehouse
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
@@ -27,6 +27,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path
             jobs_per_day=3,
             run_dir=run_dir,
             quiet=True,
+            closed_loop=False,  # the retrain/rollout loop has its own test
         )
     )
     return summary, run_dir
@@ -78,8 +79,7 @@ def test_scripted_drop_is_emailed_exactly_once(demo: tuple[dict[str, Any], Path]
     assert len(alerts) > 0, "the scripted drop raised no alert"
     assert (alerts["status"] == "sent").all()
     assert DROP_CATEGORY in set(alerts["cat_id"].dropna())
-    box = mailbox.Maildir(run_dir / "mailbox", create=False)
-    messages = list(box)
+    messages = read_messages(run_dir / "mailbox")
     ids = [m["Message-ID"] for m in messages]
     assert len(ids) == len(set(ids)) == summary["emails_in_mailbox"]
     # each alert went out in exactly one message per recipient
