@@ -46,6 +46,7 @@ class LocalStack:
     ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     extra_overlay: dict[str, Any] = field(default_factory=dict)
+    predictor_client: str = "aiplatform"
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir).resolve()
@@ -96,12 +97,12 @@ class LocalStack:
                 "security": "none",
                 "username": None,
             },
-            # Plain HTTP to the model server: the same Vertex REST calls without the SDK's
-            # seconds of import at every function start (salesloop.predictor.rest).
+            # The function reaches the model server through google-cloud-aiplatform, as in the
+            # cloud; "http" (salesloop.predictor.rest) is the same REST calls without the SDK.
             "predictor": {
                 "api_endpoint": self.model_url,
                 "endpoint_id": self.endpoint_id,
-                "client": "http",
+                "client": self.predictor_client,
             },
         }
         for key, value in self.extra_overlay.items():
