@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import signal
 import sqlite3
@@ -35,6 +36,7 @@ from cloudevents.http import CloudEvent
 
 from salesloop.config import EventSettings, load_settings
 from salesloop.events import build_insert_event
+from salesloop.logging import configure
 
 log = structlog.get_logger("dispatcher")
 
@@ -222,6 +224,15 @@ class DeliveryStore:
         )
         return [float(r[0]) for r in rows]
 
+    def deliveries(self) -> dict[str, dict[str, Any]]:
+        """Per event id: status, attempts, acks, last error (for status commands and tests)."""
+        rows = self._con().execute(
+            "SELECT event_id, status, attempts, acks, last_error, job_committed_at, delivered_at"
+            " FROM deliveries"
+        )
+        cols = ("status", "attempts", "acks", "last_error", "job_committed_at", "delivered_at")
+        return {str(r[0]): dict(zip(cols, r[1:], strict=True)) for r in rows}
+
     def total_acks(self) -> int:
         return int(
             self._con().execute("SELECT COALESCE(SUM(acks), 0) FROM deliveries").fetchone()[0]
@@ -403,6 +414,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--shuffle", action="store_true", help="deliver due events in random order")
     p.add_argument("--env", default=None)
     args = p.parse_args(argv)
+    configure(os.environ.get("SALESLOOP_LOG_LEVEL", "INFO"))
     settings = load_settings(args.env)
     store = DeliveryStore(args.state)
     disp = Dispatcher(

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +21,7 @@ import pandas as pd
 import structlog
 
 from salesloop.config import load_settings
+from salesloop.logging import configure
 from salesloop.warehouse import WarehouseError
 from salesloop.warehouse.duckdb import DuckDBWarehouse
 from salesloop.warehouse.http import b64_to_frame, decode_mutations, decode_params, frame_to_ipc
@@ -109,6 +112,14 @@ class WarehouseHTTPServer(ThreadingHTTPServer):
         self._audit_changed = threading.Condition()
         self._audit_version = 0
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-request (a killed function) is a log line, not a traceback."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            log.warning("client_disconnected", error=type(exc).__name__)
+        else:
+            log.exception("request_crashed")
+
     def audit_committed(self) -> None:
         """Wake the long polls of the audit log: a job with sales rows may have just committed."""
         with self._audit_changed:
@@ -132,6 +143,7 @@ class WarehouseHTTPServer(ThreadingHTTPServer):
 
 
 def serve(db: Path, host: str, port: int, env: str | None = None) -> None:
+    configure(os.environ.get("SALESLOOP_LOG_LEVEL", "INFO"))
     settings = load_settings(env)
     wh = DuckDBWarehouse(db, settings=settings)
     server = WarehouseHTTPServer((host, port), wh)
