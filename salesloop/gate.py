@@ -10,7 +10,8 @@ depend on how hard the period was. The rules, with thresholds from ``training.ga
    fresh data must not quietly regress; a small tolerance avoids flapping on noise);
 4. its interval coverage is within ``max_coverage_gap`` of nominal for every level (alerts are
    driven by the lower bound; an interval that covers 60% instead of 80% raises false alarms);
-5. its volume bias is bounded by ``max_abs_bias``.
+5. its volume bias is bounded by ``max_abs_bias``;
+6. it needs no more history than the serving path sends (``max_min_history``).
 
 All failing rules are reported (not only the first), because the reason is recorded on the
 rejected version in the registry and a reviewer should see everything that was wrong at once.
@@ -54,6 +55,7 @@ def evaluate_gate(
     champion: str | None,
     gate: GateSettings,
     levels: tuple[int, ...] = (80, 95),
+    min_history: int | None = None,
 ) -> GateDecision:
     """Apply the rules to ``metrics`` (model name → overall metrics of one backtest)."""
     m = gate.metric
@@ -126,5 +128,13 @@ def evaluate_gate(
             math.isfinite(bias) and abs(bias) <= gate.max_abs_bias,
             f"bias {bias:+.1%} (allowed ±{gate.max_abs_bias:.0%})",
             value=bias,
+        )
+    if gate.max_min_history is not None and min_history is not None:
+        check(
+            "history_needed",
+            min_history <= gate.max_min_history,
+            f"needs {min_history} periods of history per series; serving sends "
+            f"{gate.max_min_history}",
+            value=min_history,
         )
     return GateDecision(not reasons, challenger, m, reasons or ["all gate checks passed"], checks)

@@ -76,6 +76,9 @@ class GateSettings(_Strict):
     max_coverage_gap: float | None = Field(default=0.10, gt=0.0, le=1.0)
     # |bias| (sum of errors / sum of actuals) at most this (None: off).
     max_abs_bias: float | None = Field(default=0.25, gt=0.0)
+    # The model must forecast from the history the serving path sends (on_sale sends 63 days):
+    # a model needing more would compute its features on truncated windows in production.
+    max_min_history: int | None = Field(default=None, ge=1)
 
 
 class SanitySettings(_Strict):

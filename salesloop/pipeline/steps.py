@@ -287,6 +287,7 @@ def backtest_step(
     result.forecasts.to_parquet(out / FORECASTS_FILE, index=False)
     summary = {
         **result.summary(),
+        "min_history": {name: int(m.metadata.min_history) for name, m in candidates.items()},
         "chosen": chosen,
         "champion_version": champion_version,
         "baseline": SEASONAL_NAIVE,
@@ -322,6 +323,7 @@ def gate_step(
         champion=CHAMPION if CHAMPION in metrics else None,
         gate=train.gate,
         levels=tuple(settings.forecast.interval_levels),
+        min_history=summary.get("min_history", {}).get(summary["chosen"]),
     )
     _write_json(decision_path, decision.to_dict())
     return decision

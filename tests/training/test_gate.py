@@ -81,3 +81,13 @@ def test_optional_rules_can_be_switched_off() -> None:
     )
     assert d.accepted
     assert d.to_dict()["status"] == "accepted"
+
+
+def test_a_model_needing_more_history_than_serving_sends_is_rejected() -> None:
+    capped = GATE.model_copy(update={"max_min_history": 63})
+    metrics = {"new": _m(0.5), "SeasonalNaive": _m(0.9)}
+    kw: dict[str, Any] = {"challenger": "new", "baseline": "SeasonalNaive", "champion": None}
+    assert evaluate_gate(metrics, gate=capped, min_history=63, **kw).accepted
+    d = evaluate_gate(metrics, gate=capped, min_history=97, **kw)
+    assert not d.accepted and "needs 97 periods" in d.reason
+    assert evaluate_gate(metrics, gate=GATE, min_history=97, **kw).accepted  # rule off
