@@ -62,6 +62,7 @@ class DemoOptions:
     # accuracy degraded, roll out under live traffic, replay more days, monitor again.
     closed_loop: bool = True
     after_days: int = 7
+    drop_after_days: int = DROP_AFTER_DAYS
 
 
 def _bad_rows(day: date, n: int) -> pd.DataFrame:
@@ -109,7 +110,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     stack = LocalStack(run_dir, extra_overlay=DEMO_TRAINING_OVERLAY if opts.closed_loop else {})
     settings = load_settings("local", extra_overlay=stack.overlay_path)
     replay_start = opts.start + timedelta(days=opts.days)
-    drop_start = replay_start + timedelta(days=DROP_AFTER_DAYS)
+    drop_start = replay_start + timedelta(days=opts.drop_after_days)
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -200,11 +201,12 @@ def _output_to(path: Path) -> Iterator[None]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with open(path, "ab") as log:
+    with open(path, "ab") as log, open(path, "a") as text:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
-            yield
+            with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+                yield
         finally:
             sys.stdout.flush()
             sys.stderr.flush()

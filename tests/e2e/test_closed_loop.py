@@ -65,5 +65,7 @@ def test_accuracy_is_measured_before_and_after(loop: tuple[dict[str, Any], Path]
     summary, run_dir = loop
     assert summary["accuracy_before"] is not None and summary["accuracy_before"] > 0
     assert summary["accuracy_after"] is not None and summary["accuracy_after"] > 0
-    assert (run_dir / "logs" / "pipeline.log").stat().st_size > 0
+    runs = [p for p in (run_dir / "pipeline").iterdir() if p.is_dir()]
+    assert len(runs) == 1, "exactly one kfp pipeline run"
+    assert (runs[0] / "rollout-version").is_dir() or summary["retrain_outcome"] == "rejected"
     assert summary["events_processed"] == summary["events_emitted"]

@@ -13,7 +13,7 @@ from salesloop.warehouse.duckdb import DuckDBWarehouse
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
-REPLAY_DAYS = 10
+REPLAY_DAYS = 12
 
 
 @pytest.fixture(scope="module")
@@ -21,13 +21,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path
     run_dir = tmp_path_factory.mktemp("demo")
     summary = run_demo(
         DemoOptions(
-            series=120,
-            days=500,
+            series=300,
+            days=1000,
             replay_days=REPLAY_DAYS,
-            jobs_per_day=3,
+            jobs_per_day=2,
             run_dir=run_dir,
             quiet=True,
             closed_loop=False,  # the retrain/rollout loop has its own test
+            drop_after_days=2,
         )
     )
     return summary, run_dir
