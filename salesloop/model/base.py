@@ -127,8 +127,17 @@ def load_model(directory: Path | str) -> ForecastModel:
     directory = Path(directory)
     meta = ModelMetadata.read(directory)
     if meta.model_kind not in MODEL_KINDS:
-        # Kinds register on import; the built-in one lives in this package (imported lazily).
-        import salesloop.model.lgbm  # noqa: F401
+        # Kinds register on import; each lives in its own module, imported only when needed.
+        if meta.model_kind in ("seasonal_naive", "auto_ets"):
+            try:
+                import salesloop.evaluation.baselines
+            except ImportError as exc:  # statsforecast is in the training dependency group
+                raise ValueError(
+                    f"{directory}: model_kind {meta.model_kind!r} needs statsforecast ({exc}); "
+                    "install the training group to serve it"
+                ) from None
+        else:
+            import salesloop.model.lgbm  # noqa: F401
     try:
         cls = MODEL_KINDS[meta.model_kind]
     except KeyError:
