@@ -34,6 +34,7 @@ _TABLE_NAME = re.compile(
     r"^projects/(?P<project>[^/]+)/datasets/(?P<dataset>[A-Za-z0-9_]+)/tables/(?P<table>[A-Za-z0-9_$-]+)$"
 )
 MAX_EVENT_BYTES = 512 * 1024
+INT64_MAX = 2**63 - 1
 
 
 class InvalidEvent(ValueError):
@@ -180,12 +181,18 @@ def parse_insert_event(event: Any, *, project: str | None, dataset: str, table: 
     if jm is None:
         raise InvalidEvent(f"invalid jobName {str(job_name)[:200]!r}")
     raw_rows = change.get("insertedRowsCount", "0")
+    # int64 as proto3 JSON writes it (a string; a JSON integer is tolerated). A float or a bool
+    # would be silently truncated, and a count beyond int64 fails the ledger write on every retry.
+    if isinstance(raw_rows, bool) or not isinstance(raw_rows, int | str):
+        raise InvalidEvent(f"invalid insertedRowsCount {str(raw_rows)[:50]!r}")
     try:
         inserted = int(raw_rows)
     except (TypeError, ValueError):
         raise InvalidEvent(f"invalid insertedRowsCount {str(raw_rows)[:50]!r}") from None
     if inserted < 0:
         raise InvalidEvent("negative insertedRowsCount")
+    if inserted > INT64_MAX:
+        raise InvalidEvent("insertedRowsCount beyond int64")
     committed_at = None
     ts = data.get("timestamp") or attrs.get("time")
     if isinstance(ts, str):
