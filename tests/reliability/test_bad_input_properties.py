@@ -175,40 +175,38 @@ def warehouse() -> Iterator[tuple[DuckDBWarehouse, Settings]]:
     wh.close()
 
 
+_JOB_IDS = iter(range(10**9))
+
+
+@settings(QUICK, max_examples=600)
+@given(job=jobs())
 def test_ingested_jobs_keep_good_rows_and_store_each_rejection_with_its_class(
-    warehouse: tuple[DuckDBWarehouse, Settings],
+    warehouse: tuple[DuckDBWarehouse, Settings], job: tuple[list[dict[str, Any]], bool]
 ) -> None:
     wh, settings_ = warehouse
-    counter = iter(range(10**9))
-
-    @settings(QUICK, max_examples=600)
-    @given(jobs())
-    def prop(job: tuple[list[dict[str, Any]], bool]) -> None:
-        rows, _ = job
-        job_id = f"fuzz_{next(counter):06d}"
-        expected = oracle(rows)
-        report = ingest_frame(wh, frame_of(rows), job_id=job_id, settings=settings_, now=NOW)
-        good = wh.query("SELECT row_num FROM {{ sales }} WHERE job_id = @j", {"j": job_id})
-        rejected = wh.query(
-            "SELECT row_num, reason, raw FROM {{ rejected_sales }} WHERE job_id = @j", {"j": job_id}
-        )
-        assert sorted(good["row_num"]) == [i for i, e in enumerate(expected) if e is None]
-        assert len(good) + len(rejected) == len(rows), "a row vanished or was stored twice"
-        for num, reason, raw in zip(
-            rejected["row_num"], rejected["reason"], rejected["raw"], strict=True
-        ):
-            cls = reason.split(":", 1)[0]
-            assert cls in REASON_CLASSES and len(reason) > len(cls) + 2
-            if expected[num] != "copy_of_bad":
-                assert cls == expected[num], (num, reason, rows[num])
-            assert isinstance(json.loads(raw), dict)
-        audit = wh.audit_entries(0, 1_000_000)
-        mine = audit[audit["event_id"] == f"{job_id}-insert"]
-        assert len(mine) == (1 if len(good) else 0), "an event without rows, or rows without one"
-        if len(good):
-            assert int(mine["inserted_rows"].iloc[0]) == len(good) == report.good
-
-    prop()
+    rows, _ = job
+    job_id = f"fuzz_{next(_JOB_IDS):06d}"
+    expected = oracle(rows)
+    report = ingest_frame(wh, frame_of(rows), job_id=job_id, settings=settings_, now=NOW)
+    good = wh.query("SELECT row_num FROM {{ sales }} WHERE job_id = @j", {"j": job_id})
+    rejected = wh.query(
+        "SELECT row_num, reason, raw FROM {{ rejected_sales }} WHERE job_id = @j", {"j": job_id}
+    )
+    assert sorted(good["row_num"]) == [i for i, e in enumerate(expected) if e is None]
+    assert len(good) + len(rejected) == len(rows), "a row vanished or was stored twice"
+    for num, reason, raw in zip(
+        rejected["row_num"], rejected["reason"], rejected["raw"], strict=True
+    ):
+        cls = reason.split(":", 1)[0]
+        assert cls in REASON_CLASSES and len(reason) > len(cls) + 2
+        if expected[num] != "copy_of_bad":
+            assert cls == expected[num], (num, reason, rows[num])
+        assert isinstance(json.loads(raw), dict)
+    audit = wh.audit_entries(0, 1_000_000)
+    mine = audit[audit["event_id"] == f"{job_id}-insert"]
+    assert len(mine) == (1 if len(good) else 0), "an event without rows, or rows without one"
+    if len(good):
+        assert int(mine["inserted_rows"].iloc[0]) == len(good) == report.good
 
 
 cells = st.one_of(
