@@ -1,0 +1,324 @@
+"""A sustained stream of insert jobs through the real local parts; prints one JSON object.
+
+    .venv/bin/python benchmarks/load.py                    # 2 minutes
+    .venv/bin/python benchmarks/load.py --soak             # 10 minutes (memory over time)
+    .venv/bin/python benchmarks/load.py --duration 30 --predictor-client http
+
+Prepares a run folder (``--series`` generated series, 400 days of history, a small LightGBM
+deployed), starts the warehouse service, model server, mailbox, function and dispatcher as their
+own processes (salesloop.local.stack), then:
+
+1. warm-up: a few jobs, drained;
+2. low load: ``--probe-jobs`` one-series jobs, each inserted after the previous one's event was
+   acknowledged (``low_load_insert_to_forecast_ms``);
+3. the stream: for ``--duration`` seconds, jobs of ``--series-per-job`` series (one sales day of
+   those series each, the days moving forward), keeping ``--backlog`` jobs in flight (closed loop:
+   the stream runs as fast as the loop absorbs it) or at ``--rate`` jobs/s (open loop);
+4. drain, then count.
+
+``insert_to_forecast_ms``: job commit in the warehouse → the function's 2xx for its event, which
+it answers after the forecasts' transaction committed (so the forecast is visible by then); from
+the dispatcher's delivery state. ``lost``: committed jobs whose event never reached the ledger, or
+was dead-lettered. ``duplicated``: forecast rows sharing a key, ledger rows for one event more than
+once, and emails stored twice. ``rss_*_mb``: resident memory of the function, model server and
+warehouse processes (with their children), from /proc: start = after the warm-up, end = after the
+stream, max = the highest sample. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+MEASURED = ("function", "model_server", "warehouse")
+
+
+def log(msg: str) -> None:
+    print(f"[load] {msg}", file=sys.stderr, flush=True)
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "n": 0}
+    arr = np.asarray(values)
+    out: dict[str, float | None] = {
+        f"p{q}": round(float(np.percentile(arr, q)), 1) for q in (50, 95, 99)
+    }
+    out["n"] = len(values)
+    return out
+
+
+def _tree(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _rss_mb(pid: int) -> float:
+    total = 0
+    for p in _tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+class Sampler(threading.Thread):
+    """RSS of the measured parts every second (the max matters as much as the end)."""
+
+    def __init__(self, stack: Any) -> None:
+        super().__init__(daemon=True)
+        self.stack = stack
+        self.stop = threading.Event()
+        self.samples: list[tuple[float, float]] = []
+
+    def rss(self) -> float:
+        return sum(_rss_mb(self.stack.procs[p].pid) for p in MEASURED if p in self.stack.procs)
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            self.samples.append((time.time(), self.rss()))
+
+
+class Jobs:
+    """Insert jobs over the live days: ``per_job`` series of one day each, days moving forward."""
+
+    def __init__(self, live: pd.DataFrame, per_job: int) -> None:
+        live = live.assign(series_id=live["store_id"] + "/" + live["item_id"])
+        self.by_day = {d: g for d, g in live.groupby(pd.to_datetime(live["date"]))}
+        self.days = sorted(self.by_day)
+        self.series = sorted(live["series_id"].unique())
+        self.per_job = per_job
+        self.day_i, self.offset = 0, 0
+
+    def exhausted(self) -> bool:
+        return self.day_i >= len(self.days)
+
+    def next(self, series: int | None = None) -> pd.DataFrame:
+        n = series or self.per_job
+        day = self.by_day[self.days[self.day_i]]
+        pick = set(self.series[self.offset : self.offset + n])
+        self.offset += n
+        if self.offset >= len(self.series):
+            self.day_i, self.offset = self.day_i + 1, 0
+        return day[day["series_id"].isin(pick)].drop(columns="series_id").astype(object)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from salesloop.config import load_settings
+    from salesloop.data.ingest import ingest_frame
+    from salesloop.local.dispatcher import DeliveryStore
+    from salesloop.local.mailbox import read_messages
+    from salesloop.local.prepare import prepare_run
+    from salesloop.local.stack import LocalStack
+    from salesloop.warehouse.http import HttpWarehouse
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="salesloop-load-"))
+    jobs_per_day = math.ceil(args.series / args.series_per_job)
+    # Enough days for the stream at a generous 25 jobs/s.
+    replay_days = max(20, math.ceil((args.duration * 25 + 200) / jobs_per_day))
+    log(f"preparing {args.series} series x 400 days (+{replay_days} live days) in {workdir}")
+    t0 = time.perf_counter()
+    prepared = prepare_run(
+        workdir / "run", series=args.series, days=400, replay_days=replay_days, seed=args.seed
+    )
+    prepare_s = time.perf_counter() - t0
+    stack = LocalStack(
+        prepared.run_dir,
+        dispatcher_args=["--workers", str(args.dispatcher_workers)],
+        predictor_client=args.predictor_client,
+    )
+    settings = load_settings("local", extra_overlay=stack.overlay_path)
+    store = DeliveryStore(stack.dispatcher_state)
+    base_seq = store.cursor()
+    jobs = Jobs(prepared.live(), args.series_per_job)
+    sampler = Sampler(stack)
+    result: dict[str, Any] = {}
+    try:
+        for part in ("warehouse", "model_server", "mailbox", "function", "dispatcher"):
+            stack.start(part, wait=False)
+        for part in ("warehouse", "model_server", "mailbox", "function", "dispatcher"):
+            stack.wait_ready(part, 180)
+        wh = HttpWarehouse(stack.warehouse_url)
+
+        def insert(frame: pd.DataFrame) -> str:
+            report = ingest_frame(wh, frame, settings=settings)
+            return report.jobs[0].job_id
+
+        def acked() -> int:
+            return store.counts()["delivered"]
+
+        def wait_acked(n: int, timeout: float = 300) -> None:
+            deadline = time.monotonic() + timeout
+            while acked() < n:
+                for part, proc in stack.procs.items():
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"{part} died; see {stack.run_dir / 'logs'}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{n - acked()} events not acknowledged: {store.counts()}")
+                time.sleep(0.002)
+
+        log("warm-up")
+        for _ in range(args.warmup_jobs):
+            insert(jobs.next())
+        wait_acked(args.warmup_jobs)
+
+        log(f"low load: {args.probe_jobs} one-series jobs, one at a time")
+        probe_started = time.time()
+        done = acked()
+        for _ in range(args.probe_jobs):
+            insert(jobs.next(series=1))
+            done += 1
+            wait_acked(done)
+            time.sleep(args.probe_gap_s)
+        probe = store.latencies_ms(since=probe_started)
+
+        rss_start = sampler.rss()
+        sampler.start()
+        log(f"stream: {args.duration:.0f}s, {args.series_per_job} series per job")
+        stream_started = time.time()
+        inserted_jobs, inserted_rows = 0, 0
+        in_flight: deque[int] = deque()
+        deadline = time.monotonic() + args.duration
+        next_at = time.monotonic()
+        while time.monotonic() < deadline and not jobs.exhausted():
+            if args.rate > 0:
+                time.sleep(max(0.0, next_at - time.monotonic()))
+                next_at += 1.0 / args.rate
+            else:
+                while len(in_flight) >= args.backlog and acked() < in_flight[0]:
+                    time.sleep(0.002)
+                while in_flight and acked() >= in_flight[0]:
+                    in_flight.popleft()
+            frame = jobs.next()
+            insert(frame)
+            inserted_jobs += 1
+            inserted_rows += len(frame)
+            in_flight.append(done + inserted_jobs)
+        log("draining")
+        wait_acked(done + inserted_jobs, timeout=600)
+        stream_s = time.time() - stream_started
+        sampler.stop.set()
+        sampler.join(5)
+        rss_end = sampler.rss()
+
+        latencies = store.latencies_ms(since=stream_started)
+        ledger = wh.query(
+            "SELECT event_id, series_forecast, processed_at FROM {{ processed_events }}"
+        )
+        audit = wh.audit_entries(base_seq, 10_000_000)
+        stream_events = audit[
+            pd.to_datetime(audit["committed_at"], utc=True)
+            >= pd.Timestamp(stream_started, unit="s", tz="UTC")
+        ]
+        in_ledger = set(ledger["event_id"])
+        counts = store.counts()
+        lost = len(set(audit["event_id"]) - in_ledger) + counts["dead"]
+        dup_forecasts = int(
+            wh.query(
+                "SELECT COUNT(*) AS n FROM (SELECT series_id, forecast_origin, horizon_day, model_version"
+                " FROM {{ forecasts }} GROUP BY 1, 2, 3, 4 HAVING COUNT(*) > 1)"
+            )["n"][0]
+        )
+        dup_ledger = int(ledger["event_id"].duplicated().sum())
+        ids = [str(m["Message-ID"]) for m in read_messages(stack.maildir)]
+        dup_emails = len(ids) - len(set(ids))
+        series_forecast = int(
+            ledger[ledger["event_id"].isin(set(stream_events["event_id"]))]["series_forecast"].sum()
+        )
+        wh.close()
+        rss_max = max([rss_start, rss_end, *(s for _, s in sampler.samples)])
+        result = {
+            "events_per_s": round(len(stream_events) / stream_s, 2),
+            "rows_per_s": round(inserted_rows / stream_s, 1),
+            "series_forecast_per_s": round(series_forecast / stream_s, 1),
+            "insert_to_forecast_ms": _percentiles(latencies),
+            "low_load_insert_to_forecast_ms": _percentiles(probe),
+            "lost": lost,
+            "duplicated": dup_forecasts + dup_ledger + dup_emails,
+            "rss_start_mb": round(rss_start, 1),
+            "rss_end_mb": round(rss_end, 1),
+            "rss_max_mb": round(rss_max, 1),
+            "rss_growth_pct": round(100 * (rss_end - rss_start) / rss_start, 1),
+            "stream": {
+                "seconds": round(stream_s, 1),
+                "jobs": inserted_jobs,
+                "rows": inserted_rows,
+                "series_per_job": args.series_per_job,
+                "mode": f"open {args.rate}/s"
+                if args.rate > 0
+                else f"closed, backlog {args.backlog}",
+            },
+            "config": {
+                "series": args.series,
+                "predictor_client": args.predictor_client,
+                "dispatcher_workers": args.dispatcher_workers,
+                "prepare_s": round(prepare_s, 1),
+                "cpus": os.cpu_count(),
+                "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+            },
+            "rss_samples_mb": [
+                round(s, 1) for _, s in sampler.samples[:: max(1, len(sampler.samples) // 60)]
+            ],
+        }
+    finally:
+        stack.stop_all()
+        store.close()
+        if not args.keep and args.workdir is None:
+            import shutil
+
+            shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--duration", type=float, default=120.0, help="seconds of stream")
+    p.add_argument("--soak", action="store_true", help="a 10-minute stream (overrides --duration)")
+    p.add_argument("--series", type=int, default=300)
+    p.add_argument("--series-per-job", type=int, default=25)
+    p.add_argument("--backlog", type=int, default=4, help="jobs in flight (closed loop)")
+    p.add_argument("--rate", type=float, default=0.0, help="jobs/s (open loop); 0: closed loop")
+    p.add_argument("--warmup-jobs", type=int, default=6)
+    p.add_argument("--probe-jobs", type=int, default=40)
+    p.add_argument("--probe-gap-s", type=float, default=0.05)
+    p.add_argument("--dispatcher-workers", type=int, default=2)
+    p.add_argument("--predictor-client", default="aiplatform", choices=["aiplatform", "http"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", type=Path, default=None)
+    p.add_argument("--keep", action="store_true", help="keep the temporary run folder")
+    args = p.parse_args(argv)
+    if args.soak:
+        args.duration = 600.0
+    print(json.dumps(run(args), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
