@@ -24,7 +24,13 @@ from salesloop.config import load_settings
 from salesloop.logging import configure
 from salesloop.warehouse import WarehouseError
 from salesloop.warehouse.duckdb import DuckDBWarehouse
-from salesloop.warehouse.http import b64_to_frame, decode_mutations, decode_params, frame_to_ipc
+from salesloop.warehouse.http import (
+    b64_to_frame,
+    decode_mutations,
+    decode_params,
+    frame_to_ipc,
+    table_to_ipc,
+)
 
 log = structlog.get_logger("warehouse_server")
 
@@ -66,8 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
         wh = self.server.warehouse
         try:
             if self.path == "/v1/query":
-                frame = wh.query(body["sql"], decode_params(body.get("params")))
-                self._send(200, frame_to_ipc(frame), "application/vnd.apache.arrow.stream")
+                table = wh.query_arrow(body["sql"], decode_params(body.get("params")))
+                self._send(200, table_to_ipc(table), "application/vnd.apache.arrow.stream")
             elif self.path == "/v1/insert_job":
                 frames = {k: b64_to_frame(v) for k, v in body["frames"].items()}
                 res = wh.insert_job(frames, body.get("job_id"))

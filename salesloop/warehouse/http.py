@@ -54,7 +54,10 @@ def decode_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def frame_to_ipc(frame: pd.DataFrame) -> bytes:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table_to_ipc(pa.Table.from_pandas(frame, preserve_index=False))
+
+
+def table_to_ipc(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)

@@ -1,0 +1,76 @@
+"""The service streams query results as Arrow straight from DuckDB: the client must still get
+exactly the frame the in-process warehouse returns (values and dtypes), for every table and for
+the function's history query."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from salesloop import sql
+from salesloop.local.warehouse_server import WarehouseHTTPServer
+from salesloop.schemas import TABLES
+from salesloop.warehouse import Merge
+from salesloop.warehouse.duckdb import DuckDBWarehouse
+from salesloop.warehouse.http import HttpWarehouse
+from tests.warehouse.conftest import sales_rows
+
+
+@pytest.fixture
+def both(tmp_path: Path) -> Iterator[tuple[DuckDBWarehouse, HttpWarehouse]]:
+    backend = DuckDBWarehouse(tmp_path / "w.duckdb")
+    backend.insert_job(
+        {"sales": sales_rows("j1", pd.date_range("2016-01-01", periods=70), 2.0)}, job_id="j1"
+    )
+    backend.insert_job(
+        {"sales": sales_rows("j2", ["2016-03-10"], 5.0, series="TX_1/HOBBIES_1_001")},
+        job_id="j2",
+    )
+    ledger = pd.DataFrame(
+        [
+            {
+                "event_id": "e1",
+                "job_name": "projects/p/jobs/j1",
+                "rows_read": 70,
+                "series_forecast": 1,
+                "alerts_raised": 0,
+                "model_version": None,
+                "job_committed_at": datetime(2016, 3, 10, 6, tzinfo=UTC),
+                "processed_at": datetime(2016, 3, 10, 6, 1, tzinfo=UTC),
+            }
+        ]
+    )
+    backend.apply([Merge("processed_events", ledger)])
+    server = WarehouseHTTPServer(("127.0.0.1", 0), backend)
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    client = HttpWarehouse(f"http://127.0.0.1:{server.server_address[1]}")
+    yield backend, client
+    client.close()
+    server.shutdown()
+    server.server_close()
+    backend.close()
+
+
+QUERIES = [
+    *[(f"SELECT * FROM {{{{ {name} }}}}", None) for name in TABLES],
+    (sql.load("job_history"), {"job_id": "j1", "recent_days": 63}),
+    ("SELECT * FROM {{ sales }} WHERE job_id = @j", {"j": "nothing"}),
+    ("SELECT COUNT(*) AS n, MAX(date) AS last FROM {{ sales }}", None),
+]
+
+
+@pytest.mark.parametrize(("text", "params"), QUERIES, ids=lambda q: str(q)[:40])
+def test_served_frame_equals_the_in_process_frame(
+    both: tuple[DuckDBWarehouse, HttpWarehouse], text: str, params: dict[str, object] | None
+) -> None:
+    backend, client = both
+    local, served = backend.query(text, params), client.query(text, params)
+    assert served.dtypes.astype(str).to_dict() == local.dtypes.astype(str).to_dict()
+    pd.testing.assert_frame_equal(served, local)
