@@ -516,9 +516,13 @@ def _prefork(args: argparse.Namespace, stop: threading.Event) -> int:
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
-                code = code or (1 if os.waitstatus_to_exitcode(status) else 0)
+                exit_code = os.waitstatus_to_exitcode(status)
+                if exit_code:
+                    print(f"worker {pid} exited with {exit_code}", file=sys.stderr, flush=True)
+                code = code or (1 if exit_code else 0)
                 break
             if time.monotonic() > deadline:
+                print(f"worker {pid} did not drain in time: killed", file=sys.stderr, flush=True)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
