@@ -372,18 +372,20 @@ class Dispatcher:
         with ThreadPoolExecutor(max_workers=self.options.workers) as pool:
             while not self._stop.is_set():
                 self._wake.clear()
+                # Under the lock from the query to the claim: a delivery finishing in between
+                # would otherwise leave the in-flight set while the query still saw it pending,
+                # and be sent twice.
                 with self._lock:
                     free = self.options.workers - len(self._in_flight)
-                rows = []
-                if free > 0:
-                    rows = [
-                        r
-                        for r in self.store.due(free * 2, self.options.shuffle)
-                        if r["event_id"] not in self._in_flight
-                    ][:free]
+                    rows = []
+                    if free > 0:
+                        rows = [
+                            r
+                            for r in self.store.due(free * 2, self.options.shuffle)
+                            if r["event_id"] not in self._in_flight
+                        ][:free]
+                    self._in_flight.update(r["event_id"] for r in rows)
                 for row in rows:
-                    with self._lock:
-                        self._in_flight.add(row["event_id"])
                     pool.submit(self._deliver_tracked, row)
                 if not rows:
                     # New events and finished deliveries set _wake; retries become due by time.

@@ -112,7 +112,7 @@ names = st.from_regex(r"\A[A-Za-z0-9_$-]{1,20}\Z") | st.sampled_from(
 )
 
 
-@settings(QUICK, max_examples=1000)
+@settings(QUICK, max_examples=1500)
 @given(
     project=st.sampled_from(["salesloop-local", "salesloop-prod", "other-project1"]),
     dataset=names,
@@ -178,7 +178,7 @@ def warehouse() -> Iterator[tuple[DuckDBWarehouse, Settings]]:
 _JOB_IDS = iter(range(10**9))
 
 
-@settings(QUICK, max_examples=600)
+@settings(QUICK, max_examples=400)
 @given(job=jobs())
 def test_ingested_jobs_keep_good_rows_and_store_each_rejection_with_its_class(
     warehouse: tuple[DuckDBWarehouse, Settings], job: tuple[list[dict[str, Any]], bool]
@@ -225,7 +225,7 @@ cells = st.one_of(
 
 
 @pytest.mark.filterwarnings("ignore:Could not infer format")
-@settings(QUICK, max_examples=1500)
+@settings(QUICK, max_examples=800)
 @given(
     columns=st.lists(
         st.lists(cells, min_size=1, max_size=12).map(lambda v: v),

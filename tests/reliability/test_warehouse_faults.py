@@ -143,7 +143,7 @@ def test_insert_job_failing_midway_commits_no_row_and_no_event(served: HttpWareh
 # -- the warehouse process killed during writes --------------------------------------------------
 
 ROWS_PER_JOB = 3_000
-KILLS = 5
+KILLS = 4
 
 
 class Writers:
