@@ -200,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=None)
     p.add_argument("--keep", action="store_true")
     args = p.parse_args(argv)
+    from salesloop.logging import configure
+
+    configure("WARNING")  # library logs to stderr: stdout carries the JSON result only
     print(json.dumps(run(args), indent=2))
     return 0
 
