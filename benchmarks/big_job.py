@@ -149,19 +149,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from salesloop.runtime import Runtime
 
         rt = Runtime.from_settings(load_settings("local", extra_overlay=stack.overlay_path))
+
+        def event_for(frame: pd.DataFrame, name: str) -> Any:
+            job_id = f"bigjob_{name}_{int(time.time())}"
+            report = ingest_frame(wh, frame, job_id=job_id, settings=settings)
+            return build_insert_event(
+                event_id=f"{job_id}-insert-profile",
+                project=settings.project,
+                dataset=settings.warehouse.dataset,
+                table=settings.table("sales"),
+                job_id=job_id,
+                inserted_rows=report.good,
+                committed_at=report.jobs[0].committed_at,
+            )
+
+        # A small event first: the client's first call in this process pays its imports.
+        rt.handler.handle(event_for(_job_frame(live, 1 + args.jobs * per_job_days, 50), "warm"))
         frame = _job_frame(live, 1 + args.jobs * per_job_days, args.rows)
-        job_id = f"bigjob_profile_{int(time.time())}"
-        report = ingest_frame(wh, frame, job_id=job_id, settings=settings)
-        event = build_insert_event(
-            event_id=f"{job_id}-insert-profile",
-            project=settings.project,
-            dataset=settings.warehouse.dataset,
-            table=settings.table("sales"),
-            job_id=job_id,
-            inserted_rows=report.good,
-            committed_at=report.jobs[0].committed_at,
-        )
-        stages = _stages(rt.handler, event)
+        stages = _stages(rt.handler, event_for(frame, "profile"))
         wh.close()
     finally:
         stack.stop_all()
