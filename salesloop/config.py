@@ -20,6 +20,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_NAMES = ("local", "dev", "prod")
+# A full Pub/Sub topic path (project id rules, then Pub/Sub's topic name rules).
+PUBSUB_TOPIC_PATTERN = (
+    r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9_.~+%-]{2,254}$"
+)
 
 
 class SettingsError(ValueError):
@@ -119,13 +123,24 @@ class PredictorSettings(_Strict):
 
 
 class EventSettings(_Strict):
-    """Retry policy of event delivery (local dispatcher and the Eventarc trigger's retry flag)."""
+    """Retry policy of event delivery (local dispatcher and the Eventarc trigger's retry flag),
+    and when the function stops failing an event and dead-letters it (salesloop.dead_letter)."""
 
     max_attempts: int = Field(8, ge=1, le=100)
     initial_backoff_s: float = Field(0.2, gt=0)
     max_backoff_s: float = Field(10.0, gt=0)
     multiplier: float = Field(2.0, ge=1.0)
     delivery_timeout_s: float = Field(60.0, gt=0)
+    # Where given-up events go: a Pub/Sub topic (cloud) or the local dispatcher's dead letter.
+    dead_letter: Literal["pubsub", "local"] = "pubsub"
+    # A failing event older than this (its CloudEvent ``time``) is dead-lettered and acknowledged.
+    # Eventarc stops retrying after 24 h with backoff up to 10 min: the bound leaves at least two
+    # attempts past the limit, so the give-up happens before Eventarc drops the event.
+    dead_letter_after_s: float = Field(82_800.0, gt=0, le=85_200)
+    # Used when the DEAD_LETTER_TOPIC environment variable (set by the stack) is absent.
+    dead_letter_topic: str | None = Field(None, pattern=PUBSUB_TOPIC_PATTERN)
+    # Bound on one publish, retries included; past it the event fails and is retried.
+    dead_letter_timeout_s: float = Field(30.0, gt=0, le=300)
 
 
 class LocalSettings(_Strict):

@@ -23,6 +23,15 @@ def register_secret(value: str | None) -> None:
         _SECRET_VALUES.add(value)
 
 
+def redact_text(text: str) -> str:
+    """``text`` with every registered secret replaced: for text that leaves the process other
+    than through the logger (an error message published with a dead-lettered event)."""
+    for secret in _SECRET_VALUES:
+        if secret in text:
+            text = text.replace(secret, "[REDACTED]")
+    return text
+
+
 def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event_dict.items()):
         if any(s in key.lower() for s in _SECRET_KEYS):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from salesloop.config import Settings, load_settings
+from salesloop.dead_letter import GiveUpRule, open_dead_letter
 from salesloop.logging import configure, register_secret
 from salesloop.on_sale import OnSaleHandler
 from salesloop.warehouse import Warehouse, open_warehouse
@@ -32,6 +33,8 @@ class Runtime:
     settings: Settings
     warehouse: Warehouse
     handler: OnSaleHandler
+    # What the function calls: the handler behind the give-up rule (salesloop.dead_letter).
+    on_event: GiveUpRule
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -41,7 +44,11 @@ class Runtime:
         warehouse = open_warehouse(settings)
         predictor: Any = open_predictor(settings, registry_dir(settings))
         mailer = SmtpMailer(settings.smtp, smtp_password(settings))
-        return cls(settings, warehouse, OnSaleHandler(settings, warehouse, predictor, mailer.send))
+        handler = OnSaleHandler(settings, warehouse, predictor, mailer.send)
+        on_event = GiveUpRule(
+            handler, open_dead_letter(settings), max_age_s=settings.events.dead_letter_after_s
+        )
+        return cls(settings, warehouse, handler, on_event)
 
     @classmethod
     def from_environment(cls) -> Runtime:

@@ -2,7 +2,9 @@
 
 The same file is served locally by functions-framework (``--signature-type cloudevent``). An
 exception propagates as HTTP 500 so Eventarc (or the local dispatcher) redelivers; malformed events
-are acknowledged inside the handler because retrying them cannot help.
+are acknowledged inside the handler because retrying them cannot help. An event still failing when
+it is older than ``events.dead_letter_after_s`` is published to the dead letter and acknowledged
+(``salesloop.dead_letter``); if that publish fails, the event fails too and is redelivered.
 
 A request the CloudEvents HTTP binding itself cannot read (required attributes missing or of the
 wrong type, a body nested too deep to decode, an unreadable content type) never reaches the
@@ -37,7 +39,7 @@ def _get_runtime() -> Runtime:
 @functions_framework.cloud_event
 def on_sale(cloud_event: Any) -> None:
     setattr(flask.g, _ENTERED, True)
-    _get_runtime().handler.handle(cloud_event)
+    _get_runtime().on_event.handle(cloud_event)
 
 
 @functions_framework.errorhandler(Exception)

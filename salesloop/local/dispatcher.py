@@ -162,12 +162,15 @@ class DeliveryStore:
         now = time.time()
         with self._tx() as con:
             row = con.execute(
-                "SELECT attempts, copies_left FROM deliveries WHERE event_id = ?", (event_id,)
+                "SELECT attempts, copies_left, status FROM deliveries WHERE event_id = ?",
+                (event_id,),
             ).fetchone()
             attempts, copies_left = int(row[0]) + 1, int(row[1])
             if ok:
                 copies_left -= 1
                 status = "delivered" if copies_left <= 0 else "pending"
+                if row[2] == "dead":  # the function gave up on it and said so (dead_letter below)
+                    status = "dead"
                 con.execute(
                     "UPDATE deliveries SET attempts = ?, acks = acks + 1, copies_left = ?, status = ?,"
                     " delivered_at = COALESCE(delivered_at, ?),"
@@ -187,6 +190,25 @@ class DeliveryStore:
                 ),
             )
             return status
+
+    def dead_letter(self, attributes: dict[str, Any], data: Any, reason: str) -> None:
+        """The function gave up on this event (:mod:`salesloop.dead_letter`): mark it dead here,
+        with the event as delivered, so that ``redeliver_dead`` replays it like the others."""
+        now = time.time()
+        with self._tx() as con:
+            con.execute(
+                "INSERT INTO deliveries (event_id, attributes, data, status, last_error,"
+                " next_attempt_at, enqueued_at) VALUES (?, ?, ?, 'dead', ?, ?, ?)"
+                " ON CONFLICT(event_id) DO UPDATE SET status = 'dead', last_error = excluded.last_error",
+                (
+                    str(attributes["id"]),
+                    json.dumps(attributes),
+                    json.dumps(data),
+                    reason[:500],
+                    now,
+                    now,
+                ),
+            )
 
     def redeliver_dead(self) -> int:
         """Replay dead-lettered events: back to pending with a fresh attempt budget."""
