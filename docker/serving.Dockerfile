@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # The model server behind the Vertex AI endpoint: `python -m salesloop.serving`, listening on
-# $AIP_HTTP_PORT with Vertex's AIP_* routes. Runtime dependencies only, pinned by uv.lock.
+# $AIP_HTTP_PORT with Vertex's AIP_* routes. Runtime dependencies only, pinned by uv.lock; they
+# include statsforecast, so a registered AutoETS or SeasonalNaive version is served like LightGBM.
 # Build from the repository root: docker build -f docker/serving.Dockerfile -t serving .
 ARG PYTHON_VERSION=3.11
 
@@ -16,7 +17,11 @@ COPY salesloop ./salesloop
 RUN uv sync --frozen --no-default-groups --no-editable
 
 FROM python:${PYTHON_VERSION}-slim
-RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin serving
+# LightGBM needs the OpenMP runtime.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libgomp1 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin serving
 COPY --from=build /opt/venv /opt/venv
 COPY environments /app/environments
 ENV PATH=/opt/venv/bin:$PATH \

@@ -131,10 +131,10 @@ def load_model(directory: Path | str) -> ForecastModel:
         if meta.model_kind in ("seasonal_naive", "auto_ets"):
             try:
                 import salesloop.evaluation.baselines
-            except ImportError as exc:  # statsforecast is in the training dependency group
+            except ImportError as exc:  # a runtime dependency, but an install may lack it
                 raise ValueError(
                     f"{directory}: model_kind {meta.model_kind!r} needs statsforecast ({exc}); "
-                    "install the training group to serve it"
+                    "it is a runtime dependency of salesloop: reinstall the project"
                 ) from None
         else:
             import salesloop.model.lgbm  # noqa: F401
