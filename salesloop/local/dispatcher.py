@@ -173,8 +173,10 @@ class DeliveryStore:
                     status = "dead"
                 con.execute(
                     "UPDATE deliveries SET attempts = ?, acks = acks + 1, copies_left = ?, status = ?,"
-                    " delivered_at = COALESCE(delivered_at, ?),"
-                    " last_error = NULL, next_attempt_at = ? WHERE event_id = ?",
+                    " delivered_at = CASE WHEN status = 'dead' THEN delivered_at"
+                    " ELSE COALESCE(delivered_at, ?) END,"
+                    " last_error = CASE WHEN status = 'dead' THEN last_error END,"
+                    " next_attempt_at = ? WHERE event_id = ?",
                     (attempts, copies_left, status, now, now, event_id),
                 )
                 return status
