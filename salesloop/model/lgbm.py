@@ -26,7 +26,7 @@ import copy
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, cast
 
 import joblib
 import lightgbm as lgb
@@ -58,6 +58,7 @@ from salesloop.model.frame import (
     pandas_freq,
     require_columns,
 )
+from salesloop.model.recursive import RecursivePlan, plan_for
 
 # mlforecast warns on every recursive step when a feature is null (a price before launch is null
 # by design); in a threaded server the per-call `catch_warnings` alternative is not thread-safe.
@@ -66,6 +67,7 @@ warnings.filterwarnings("ignore", message="Found null values in", category=UserW
 MODEL_FILE = "model.joblib"
 _MODEL_NAME = "lgbm"
 _DYNAMIC = ("sell_price", "price_rel", "snap", "event")
+_UNSET: Any = object()
 
 
 def _default_lgbm_params() -> dict[str, Any]:
@@ -88,6 +90,10 @@ def _default_lgbm_params() -> dict[str, Any]:
         "force_col_wise": True,
         "verbose": -1,
     }
+
+
+def _enc_col(key: str) -> str:
+    return f"level_{key}"
 
 
 def week_of_year(dates: pd.DatetimeIndex) -> np.ndarray:
@@ -115,6 +121,8 @@ class LightGBMConfig(BaseModel):
     min_per_bin: int = Field(default=150, ge=10)
     max_bins: int = Field(default=8, ge=1)
     static_features: tuple[str, ...] = STATIC_COLUMNS
+    encode_by: tuple[str, ...] = ()
+    encoding_window: int = Field(default=0, ge=0)
     lgbm: dict[str, Any] = Field(default_factory=_default_lgbm_params)
     # Prediction parallelism comes from concurrent requests; OpenMP threads inside each
     # small predict call only contend with them.
@@ -200,10 +208,15 @@ class LightGBMForecaster:
         )
         self._mlf: MLForecast | None = None
         self._calibrator: MondrianConformal | None = None
+        self._encoding: dict[str, pd.Series] = {}
         self._freq: str = pandas_freq(self.config.freq)
         # Rolling-origin forecasts of the calibration run (unique_id, ds, cutoff, y, yhat): the
         # training command turns them into holdout metrics; not part of the saved artifact.
         self.backtest_: pd.DataFrame | None = None
+        # Predict through the numpy twin of the recursion when it applies (bit-identical, ~50x
+        # faster for the event function's one-series batches); False forces mlforecast.
+        self.use_recursive_plan = True
+        self._plan: Any = _UNSET
 
     # -- training ----------------------------------------------------------------------------
     def _new_mlforecast(self) -> MLForecast:
@@ -252,11 +265,14 @@ class LightGBMForecaster:
         df = df[[ID_COL, TIME_COL, TARGET_COL, *cfg.static_features, *_DYNAMIC]]
         if self._freq.startswith("W"):
             self._freq = pandas_freq("W", df[TIME_COL].iloc[0])
-        statics = list(cfg.static_features)
+        statics = list(cfg.static_features) + [_enc_col(k) for k in cfg.encode_by]
         mlf = self._new_mlforecast()
+        periods = np.sort(df[TIME_COL].unique())
+        cv_end = periods[max(len(periods) - 1 - cfg.calibration_windows * cfg.horizon, 0)]
+        cv_enc = self._encodings(df[df[TIME_COL] <= cv_end])
         try:
             cv = mlf.cross_validation(
-                df,
+                self._with_encodings(df, cv_enc),
                 n_windows=cfg.calibration_windows,
                 h=cfg.horizon,
                 refit=False,
@@ -270,11 +286,14 @@ class LightGBMForecaster:
         cv = cv.rename(columns={_MODEL_NAME: "yhat"})
         self._calibrator = self._calibrate(df, cv)
         self.backtest_ = cv.assign(yhat=cv["yhat"].clip(lower=0.0))
+        self._encoding = self._encodings(df)
+        df = self._with_encodings(df, self._encoding)
         mlf.fit(df, static_features=statics)
         estimator = mlf.models_[_MODEL_NAME]
         assert isinstance(estimator, lgb.LGBMRegressor)
         estimator.set_params(n_jobs=cfg.predict_threads)
         self._mlf = mlf
+        self._plan = _UNSET
         inferred = mlf.ts.keep_last_n or 0
         self.metadata = self.metadata.model_copy(
             update={
@@ -297,6 +316,25 @@ class LightGBMForecaster:
             }
         )
         return self
+
+    def _encodings(self, df: pd.DataFrame) -> dict[str, pd.Series]:
+        out: dict[str, pd.Series] = {}
+        w = self.config.encoding_window
+        if w:
+            last = df[TIME_COL].max()
+            df = df[df[TIME_COL] > last - pd.Timedelta(days=w)]
+        for key in self.config.encode_by:
+            out[key] = df.groupby(df[key].astype(str), observed=True)[TARGET_COL].mean()
+        return out
+
+    def _with_encodings(self, df: pd.DataFrame, enc: dict[str, pd.Series]) -> pd.DataFrame:
+        if not enc:
+            return df
+        cols = {
+            _enc_col(k): table.reindex(df[k].astype(str)).to_numpy(dtype=float)
+            for k, table in enc.items()
+        }
+        return df.assign(**cols)
 
     def _calibrate(self, df: pd.DataFrame, cv: pd.DataFrame) -> MondrianConformal:
         h = self.config.horizon
@@ -350,17 +388,23 @@ class LightGBMForecaster:
             raise ValueError("empty history")
         fut = future_frame(hist, h, self._freq, future)
         fut = self._future_price_rel(hist, fut)
-        # mlforecast rebuilds its feature list from new_df, so new_df carries the dynamic columns
-        # too (their history values are never used: the horizon's come from X_df).
-        new_df = hist.assign(price_rel=np.nan)[
-            [ID_COL, TIME_COL, TARGET_COL, *self.config.static_features, *_DYNAMIC]
-        ]
-        # A shallow copy per call: mlforecast's predict(new_df=...) rebinds ``self.ts`` on the
-        # object it is called on, and the server predicts from many threads on one model.
-        mlf = copy.copy(self._mlf)
-        raw = mlf.predict(h, new_df=new_df, X_df=fut[[ID_COL, TIME_COL, *_DYNAMIC]])
-        uids = raw[ID_COL].to_numpy()[::h]
-        yhat = raw[_MODEL_NAME].to_numpy(dtype=float).reshape(-1, h)
+        plan = self._recursive_plan()
+        if plan is not None:
+            yhat = plan.predict(hist, fut, h)
+            out_ids, out_ds = fut[ID_COL].to_numpy(), fut[TIME_COL].to_numpy()
+        else:
+            # mlforecast rebuilds its feature list from new_df, so new_df carries the dynamic
+            # columns too (their history values are never used: the horizon's come from X_df).
+            new_df = hist.assign(price_rel=np.nan)[
+                [ID_COL, TIME_COL, TARGET_COL, *self.config.static_features, *_DYNAMIC]
+            ]
+            # A shallow copy per call: mlforecast's predict(new_df=...) rebinds ``self.ts`` on
+            # the object it is called on, and the server predicts from many threads on one model.
+            mlf = copy.copy(self._mlf)
+            raw = mlf.predict(h, new_df=new_df, X_df=fut[[ID_COL, TIME_COL, *_DYNAMIC]])
+            out_ids, out_ds = raw[ID_COL].to_numpy(), raw[TIME_COL].to_numpy()
+            yhat = raw[_MODEL_NAME].to_numpy(dtype=float).reshape(-1, h)
+        uids = out_ids[::h]
         ids = hist[ID_COL].to_numpy()
         level_by_id = pd.Series(
             last_n_mean(hist[TARGET_COL].to_numpy(dtype=float), ids, self.config.level_window),
@@ -370,11 +414,23 @@ class LightGBMForecaster:
         yhat = np.maximum(yhat, 0.0)
         bounds = self._calibrator.intervals(yhat, recent, lv)
         return finalize_forecast(
-            raw[ID_COL].to_numpy(),
-            raw[TIME_COL].to_numpy(),
+            out_ids,
+            out_ds,
             yhat.ravel(),
             {k: (lo.ravel(), hi.ravel()) for k, (lo, hi) in bounds.items()},
         )
+
+    def _recursive_plan(self) -> RecursivePlan | None:
+        """The numpy twin of mlforecast's recursion (see :mod:`salesloop.model.recursive`).
+
+        Built once per loaded model; ``None`` (mlforecast predicts) when the fitted features are
+        not all ones the twin reproduces exactly, or when ``use_recursive_plan`` is off.
+        """
+        if not self.use_recursive_plan or self._mlf is None:
+            return None
+        if self._plan is _UNSET:
+            self._plan = plan_for(self._mlf, self.config.static_features, _DYNAMIC)
+        return cast("RecursivePlan | None", self._plan)
 
     def _future_price_rel(self, hist: pd.DataFrame, fut: pd.DataFrame) -> pd.DataFrame:
         """price_rel of the horizon: the trailing mean of training over history + future prices.
