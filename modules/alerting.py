@@ -2,8 +2,14 @@
 
 Three failure modes of the loop, each with the threshold its environment sets
 (``infra.alerting``): the function failing (5xx of its Cloud Run service), events dead-lettered
-(anything published to the dead-letter topic), and the endpoint slowing down (p99 online
+(successful publishes to the dead-letter topic), and the endpoint slowing down (p99 online
 prediction latency). Drift and accuracy are alerted by the monitoring pipeline itself.
+
+Dead letters are counted as successful publish *requests* (``topic/send_request_count`` with
+``response_class = "success"``): the function publishes one event per request
+(``salesloop.dead_letter.PubSubDeadLetter``, ``max_messages=1``), so requests are events. A publish
+that fails is not a dead letter (the event is retried) and shows in the function-errors policy.
+``topic/send_message_operation_count`` is deprecated in Cloud Monitoring's metric list.
 """
 
 from __future__ import annotations
@@ -110,13 +116,16 @@ class Alerting(Construct):
             "dead-letters",
             "events dead-lettered",
             "ERROR",
-            f"Events were published to `{dead_letter_topic}`: the function gave up on them. "
+            f"Events were published to `{dead_letter_topic}`: the function gave up on them "
+            "(still failing past `events.dead_letter_after_s`). Each message is the CloudEvent as "
+            "JSON, with attributes `ce-id`, `ce-type`, `ce-time`, `reason`, `age-seconds`. "
             "Inspect them on the `-hold` subscription and replay after the fix (docs/infra.md).",
             Threshold(
                 filter=(
                     'resource.type = "pubsub_topic" AND '
                     f'resource.labels.topic_id = "{dead_letter_topic}" AND '
-                    'metric.type = "pubsub.googleapis.com/topic/send_message_operation_count"'
+                    'metric.type = "pubsub.googleapis.com/topic/send_request_count" AND '
+                    'metric.labels.response_class = "success"'
                 ),
                 comparison="COMPARISON_GT",
                 threshold_value=conf.dead_letters_per_5m,

@@ -3,11 +3,12 @@
 Eventarc retries a failed delivery of an audit-log event with exponential backoff for up to 24
 hours and then drops it; neither ``google_eventarc_trigger`` nor the function's ``event_trigger``
 has a dead-letter setting (provider 8.7: the transport topic and subscription are Eventarc's).
-So the dead-letter path is explicit: the function publishes an event it cannot process (poison
-event, or still failing when the event is older than the retry window) to this topic, named in
-its ``DEAD_LETTER_TOPIC`` environment variable, and acknowledges it. The hold subscription keeps
-those events for inspection and replay; any message published here opens an incident
-(:mod:`modules.alerting`).
+So the dead-letter path is explicit: the function publishes an event that is still failing when
+it is older than ``events.dead_letter_after_s`` (23 h) to this topic, named in its
+``DEAD_LETTER_TOPIC`` environment variable, and acknowledges it (:mod:`salesloop.dead_letter`;
+malformed events are not dead-lettered: the handler rejects them with a logged reason). The hold
+subscription keeps those events for inspection and replay; any message published here opens an
+incident (:mod:`modules.alerting`).
 """
 
 from __future__ import annotations
