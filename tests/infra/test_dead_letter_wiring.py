@@ -85,3 +85,12 @@ def test_give_up_settings_fit_the_function_and_eventarc(env: str) -> None:
     assert settings.events.dead_letter_after_s < 24 * 3600  # Eventarc drops events at 24 h
     # A publish (retries included) must end before the function's own timeout cuts it off.
     assert settings.events.dead_letter_timeout_s + 5 < infra.function.timeout_s
+
+
+def test_the_function_archive_ships_the_pubsub_client() -> None:
+    from pathlib import Path
+
+    from modules.function_archive import runtime_requirements
+
+    pins = runtime_requirements(Path(__file__).resolve().parents[2]).splitlines()
+    assert any(p.startswith("google-cloud-pubsub==") for p in pins), pins
