@@ -1,0 +1,107 @@
+"""History rows → instances: the no-gap shortcut gives exactly what the general path gives.
+
+``instances_from_history`` skips :func:`salesloop.model.to_frame` when every series is complete
+up to its origin. These tests generate histories of every shape (complete, gappy, duplicated days,
+null prices, SNAP as bools, ints or strings, shuffled rows) and compare the shortcut's result with
+the general path's, which they force by asking for ``max_periods`` larger than any series.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from salesloop.predictor import codec
+from salesloop.predictor.codec import instances_from_history
+
+STORES = ("CA_1", "TX_2")
+ITEMS = ("FOODS_1_001", "HOBBIES_2_003", "HOUSEHOLD_1_010")
+
+
+def _general(history: pd.DataFrame, recent_days: int | None) -> list[dict[str, object]]:
+    return instances_from_history(history, recent_days=recent_days, max_periods=10_000)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> pd.DataFrame:
+    rows = []
+    n_series = draw(st.integers(1, 4))
+    gaps = draw(st.booleans())
+    snap_kind = draw(st.sampled_from(["bool", "int", "str", "none"]))
+    for k in range(n_series):
+        store, item = STORES[k % 2], ITEMS[k % 3]
+        n = draw(st.integers(1, 40))
+        first = date(2024, 1, 1) + timedelta(days=draw(st.integers(0, 10)))
+        for d in range(n):
+            if gaps and draw(st.integers(0, 5)) == 0:
+                continue
+            snap: object = d % 3 == 0
+            if snap_kind == "int":
+                snap = int(bool(snap))
+            elif snap_kind == "str":
+                snap = "true" if snap else "false"
+            elif snap_kind == "none":
+                snap = None
+            rows.append(
+                {
+                    "series_id": f"{store}/{item}",
+                    "store_id": store,
+                    "item_id": item,
+                    "dept_id": item.rsplit("_", 1)[0],
+                    "cat_id": item.split("_")[0],
+                    "state_id": store[:2],
+                    "date": first + timedelta(days=d),
+                    "units": float(draw(st.integers(0, 50))),
+                    "sell_price": draw(st.one_of(st.none(), st.floats(0.5, 20.0))),
+                    "snap": snap,
+                    "event_name": draw(st.one_of(st.none(), st.just("Christmas"))),
+                }
+            )
+    if not rows:
+        rows.append({**rows_template(), "date": date(2024, 1, 1)})
+    df = pd.DataFrame(rows)
+    if draw(st.booleans()):
+        df = df.sample(frac=1.0, random_state=draw(st.integers(0, 1000)))
+    return df.reset_index(drop=True)
+
+
+def rows_template() -> dict[str, object]:
+    return {
+        "series_id": "CA_1/FOODS_1_001",
+        "store_id": "CA_1",
+        "item_id": "FOODS_1_001",
+        "dept_id": "FOODS_1",
+        "cat_id": "FOODS",
+        "state_id": "CA",
+        "units": 1.0,
+        "sell_price": 2.5,
+        "snap": False,
+        "event_name": None,
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(history=histories(), recent=st.one_of(st.none(), st.integers(1, 30)))
+def test_shortcut_equals_general_path(history: pd.DataFrame, recent: int | None) -> None:
+    assert instances_from_history(history, recent_days=recent) == _general(history, recent)
+
+
+def test_shortcut_fills_gaps_and_leaves_corrections_to_the_general_path() -> None:
+    days = pd.date_range("2024-03-01", periods=10, freq="D").date
+    rows = [{**rows_template(), "date": d, "units": float(i + 1)} for i, d in enumerate(days)]
+    complete = pd.DataFrame(rows)
+    dates = pd.to_datetime(complete["date"])
+    origin = pd.Series(np.full(len(dates), dates.max()))
+    assert codec._instances_direct(complete, dates, origin) is not None
+    gappy = complete.drop(index=4).reset_index(drop=True)
+    got = codec._instances_direct(gappy, pd.to_datetime(gappy["date"]), origin.iloc[:9])
+    assert got is not None
+    assert got[0]["units"][4] == 0.0 and len(got[0]["units"]) == 10
+    assert got[0]["sell_price"][4] == 2.5  # carried forward
+    twice = pd.concat([complete, complete.tail(1)], ignore_index=True)
+    tdates = pd.to_datetime(twice["date"])
+    assert codec._instances_direct(twice, tdates, pd.Series([dates.max()] * 11)) is None
