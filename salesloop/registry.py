@@ -1,4 +1,11 @@
-"""The local model registry: immutable versions, aliases, endpoint deployments, an audit trail.
+"""The model registry port, and its local implementation: immutable versions, aliases, endpoint
+deployments, an audit trail.
+
+:class:`ModelRegistry` is what the training pipeline's steps and the canary rollout use. Two
+implementations stand behind it: :class:`LocalRegistry` (this module) and
+:class:`salesloop.vertex.registry.VertexRegistry` (Vertex AI Model Registry + endpoint + the
+artifacts in Cloud Storage). :func:`salesloop.pipeline.steps.open_registry` picks one from the
+pipeline's ``registry_root`` (a folder, or ``gs://...``).
 
 Layout of the registry folder (the local stand-in for Vertex Model Registry + endpoints)::
 
@@ -28,11 +35,11 @@ import shutil
 import socket
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from salesloop.model.base import METADATA_FILE, ForecastModel, ModelMetadata, load_model
 
@@ -63,6 +70,51 @@ class DeployedModel:
     id: str
     version: str
     traffic: int
+
+
+class ModelRegistry(Protocol):
+    """Versions, aliases and one endpoint's traffic split: what training and rollout need.
+
+    Version ids look like ``v0001`` in both implementations (on Vertex they are version aliases
+    that map to Vertex's numeric version ids); ``metadata`` is the artifact's ``metadata.json``
+    with the registry's keys (status, reason, metrics, registered_at, ...).
+    """
+
+    def register(
+        self,
+        source: Path | str | ForecastModel,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        reason: str = "",
+    ) -> str: ...
+
+    def get(self, version: str) -> ModelVersion: ...
+
+    def load_model(self, version: str) -> ForecastModel: ...
+
+    def alias(self, name: str) -> str | None: ...
+
+    def set_alias(self, alias: str, version: str, reason: str) -> None: ...
+
+    def remove_alias(self, alias: str, reason: str) -> None: ...
+
+    def annotate(self, version: str, status: str, reason: str) -> None:
+        """Record a lifecycle transition (champion, rolled_back, retired) and why."""
+        ...
+
+    def deployed(self, endpoint_id: str) -> Sequence[DeployedModel]: ...
+
+    def deploy(
+        self, endpoint_id: str, version: str, traffic: int = 100, *, reason: str = ""
+    ) -> Sequence[DeployedModel]: ...
+
+    def set_traffic(
+        self, endpoint_id: str, split: Mapping[str, int], *, reason: str = ""
+    ) -> Sequence[DeployedModel]: ...
+
+    def undeploy(
+        self, endpoint_id: str, version: str, *, reason: str = ""
+    ) -> Sequence[DeployedModel]: ...
 
 
 def default_actor() -> str:
@@ -302,6 +354,12 @@ class LocalRegistry:
                 return
             atomic_write_json(self.aliases_path, current)
             self._audit("remove_alias", version=previous, alias=alias, reason=reason, actor=actor)
+
+    def annotate(self, version: str, status: str, reason: str, *, actor: str | None = None) -> None:
+        """A lifecycle transition of ``version`` in the audit log (the version itself is
+        immutable; its status over time is the audit trail and the ``model_versions`` table)."""
+        self._require(version)
+        self._audit("status", version=version, reason=reason, actor=actor, status=status)
 
     # -- endpoints ---------------------------------------------------------------------------
     def endpoint_path(self, endpoint_id: str) -> Path:

@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from salesloop.config import Settings, SettingsError
@@ -142,7 +143,24 @@ class VertexSettings(_Strict):
     enable_caching: bool = False
     display_name: str = "salesloop-training"
     model_display_name: str = "sales-forecast"
+    # The registered versions' serving container; None → the project's Artifact Registry image.
     serving_image: str | None = None
+    # How the rollout step deploys a version on the endpoint (Vertex dedicated resources), as
+    # which identity the container runs (None → the stack's model-serving account), and how long
+    # a deployment may take before the canary counts it as failed.
+    machine_type: str = "n1-standard-2"
+    min_replicas: int = Field(default=1, ge=1, le=100)
+    max_replicas: int = Field(default=2, ge=1, le=100)
+    serving_account: str | None = Field(
+        default=None, pattern=r"^[^@\s]+@[^@\s]+\.iam\.gserviceaccount\.com$"
+    )
+    deploy_timeout_s: float = Field(default=1800.0, gt=0, le=7200)
+
+    @model_validator(mode="after")
+    def _replicas(self) -> VertexSettings:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("max_replicas must be >= min_replicas")
+        return self
 
 
 class TrainingSettings(_Strict):
@@ -204,6 +222,10 @@ def resolve(train: TrainingSettings, settings: Settings) -> TrainingSettings:
             or f"pipelines@{settings.project}.iam.gserviceaccount.com",
             "image": train.vertex.image
             or f"{settings.region}-docker.pkg.dev/{settings.project}/salesloop/training:latest",
+            "serving_image": train.vertex.serving_image
+            or f"{settings.region}-docker.pkg.dev/{settings.project}/salesloop/serving:latest",
+            "serving_account": train.vertex.serving_account
+            or f"model-serving@{settings.project}.iam.gserviceaccount.com",
         }
     )
     return train.model_copy(

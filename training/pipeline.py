@@ -65,6 +65,7 @@ def make_pipeline(image: str = DEFAULT_IMAGE) -> Any:
             env=env,
             overlay=overlay,
             registry_root=registry_root,
+            warehouse_path=warehouse_path,
             candidates=train.outputs["candidates"],
             backtest=backtest.outputs["backtest"],
             decision=gate.outputs["decision"],
@@ -75,6 +76,7 @@ def make_pipeline(image: str = DEFAULT_IMAGE) -> Any:
                 overlay=overlay,
                 registry_root=registry_root,
                 endpoint_id=endpoint_id,
+                warehouse_path=warehouse_path,
                 version=register.output,
                 frame=validate.outputs["frame"],
             )

@@ -12,7 +12,7 @@ import math
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -35,6 +35,10 @@ from salesloop.pipeline.frame import extract_frame, validate_frame
 from salesloop.training_settings import TrainingSettings, training_settings
 from salesloop.warehouse import Warehouse, open_warehouse
 
+if TYPE_CHECKING:
+    from salesloop.registry import ModelRegistry
+    from salesloop.rollout import RolloutResult
+
 BACKTEST_FILE = "backtest.json"
 FORECASTS_FILE = "forecasts.parquet"
 REPORT_FILE = "report.html"
@@ -50,11 +54,13 @@ def _end_date(text: str) -> date | None:
     return date.fromisoformat(text) if text else None
 
 
-def _open_warehouse(settings: Settings, warehouse_path: str) -> Warehouse:
+def _open_warehouse(settings: Settings, warehouse_path: str, *, write: bool = False) -> Warehouse:
+    """A DuckDB file given as a parameter (read-only unless the step writes), else the
+    environment's warehouse (BigQuery in the cloud, the local warehouse service or file)."""
     if warehouse_path:
         from salesloop.warehouse.duckdb import DuckDBWarehouse
 
-        return DuckDBWarehouse(warehouse_path, settings=settings, read_only=True)
+        return DuckDBWarehouse(warehouse_path, settings=settings, read_only=not write)
     return open_warehouse(settings)
 
 
@@ -271,6 +277,7 @@ def backtest_step(
     *,
     overlay: str = "",
     registry_root: str = "",
+    registry: ModelRegistry | None = None,
 ) -> dict[str, Any]:
     settings, train = pipeline_settings(env, overlay)
     frame = pd.read_parquet(frame_path)
@@ -279,8 +286,8 @@ def backtest_step(
     }
     champion = None
     champion_version = None
-    if registry_root:
-        champion_version, champion = champion_of(registry_root)
+    if registry_root or registry is not None:
+        champion_version, champion = champion_of(registry_root, settings, registry=registry)
     result, chosen = backtest(frame, settings, train, candidates, champion)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -332,22 +339,32 @@ def gate_step(
 # -- registry ------------------------------------------------------------------------------------
 
 
-def open_registry(root: str) -> Any:
-    """The local registry folder; cloud registries are refused rather than silently faked."""
+def open_registry(root: str, settings: Settings | None = None) -> ModelRegistry:
+    """The registry a ``registry_root`` names: a folder → :class:`LocalRegistry`; ``gs://...``
+    (or ``vertex:``, short for ``<pipeline_root>/registry``) → :class:`VertexRegistry` of the
+    settings' project and region, its artifacts under that folder."""
     if not root:
         raise ValueError("no registry_root given")
     if root.startswith(("gs://", "vertex:")):
-        raise NotImplementedError(
-            f"registry {root!r}: the pipeline's register/rollout steps drive the local registry "
-            "only; the Vertex Model Registry adapter is salesloop.vertex.model_registry"
-        )
+        if settings is None:
+            raise ValueError(
+                f"registry {root!r}: a Vertex registry needs the environment's settings"
+            )
+        from salesloop.vertex.registry import VertexRegistry
+
+        if root.startswith("vertex:"):
+            root = f"{training_settings(settings).vertex.pipeline_root}/registry"
+        return VertexRegistry.from_settings(settings, root)
     from salesloop.registry import LocalRegistry
 
     return LocalRegistry(root)
 
 
-def champion_of(registry_root: str) -> tuple[str | None, ForecastModel | None]:
-    registry = open_registry(registry_root)
+def champion_of(
+    registry_root: str, settings: Settings | None = None, *, registry: ModelRegistry | None = None
+) -> tuple[str | None, ForecastModel | None]:
+    """The version holding the ``champion`` alias and its model (loaded from its artifact)."""
+    registry = registry or open_registry(registry_root, settings)
     version = registry.alias(CHAMPION)
     if version is None:
         return None, None
@@ -362,17 +379,21 @@ def register_step(
     registry_root: str,
     *,
     overlay: str = "",
+    warehouse_path: str = "",
+    registry: ModelRegistry | None = None,
 ) -> str:
-    """Register the chosen candidate with its gate status; an accepted one becomes the challenger."""
+    """Register the chosen candidate with its gate status and write its ``model_versions`` row;
+    an accepted one becomes the challenger."""
+    from salesloop.pipeline.versions import record_registration
     from salesloop.rollout import CHALLENGER
 
-    _settings, train = pipeline_settings(env, overlay)
+    settings, train = pipeline_settings(env, overlay)
     summary = _read_json(backtest_path)
     decision = _read_json(decision_path)
     chosen = summary["chosen"]
     status = decision["status"]
     reason = "; ".join(decision["reasons"])
-    registry = open_registry(registry_root)
+    registry = registry or open_registry(registry_root, settings)
     keep = [chosen, SEASONAL_NAIVE, AUTO_ETS, CHAMPION]
     version = registry.register(
         Path(candidates_dir) / chosen,
@@ -394,6 +415,19 @@ def register_step(
         },
         reason=f"{status}: {reason}",
     )
+    # The row before the alias: if the warehouse write fails, the version stays registered
+    # (immutable, harmless) but never becomes the challenger, and the step fails loudly.
+    warehouse = _open_warehouse(settings, warehouse_path, write=True)
+    try:
+        record_registration(
+            warehouse,
+            version,
+            registry.get(version).metadata,
+            accepted=status == "accepted",
+            reason=f"{status}: {reason}",
+        )
+    finally:
+        warehouse.close()
     if status == "accepted":
         registry.set_alias(CHALLENGER, version, f"passed the gate: {reason}")
     return str(version)
@@ -445,11 +479,15 @@ def rollout_step(
     *,
     overlay: str = "",
     probe: Any = None,
+    warehouse_path: str = "",
+    registry: ModelRegistry | None = None,
 ) -> dict[str, Any]:
+    """Canary rollout of an accepted version; the outcome goes to the registry (status) and to
+    the ``model_versions`` table."""
     from salesloop.rollout import canary_rollout, probe_history
 
     settings, train = pipeline_settings(env, overlay)
-    registry = open_registry(registry_root)
+    registry = registry or open_registry(registry_root, settings)
     status = registry.get(version).metadata.get("status")
     if status != "accepted":
         # The pipeline only gets here through the gate's branch; a manual re-run must not
@@ -461,6 +499,9 @@ def rollout_step(
     history = probe_history(frame, train.sanity.probe_series, periods)
     if probe is None:
         probe = endpoint_probe(settings, train, history)
+    to_vertex = getattr(registry, "vertex_version_id", None)
+    if probe is not None and to_vertex is not None:
+        probe = _VertexVersionProbe(probe, to_vertex)
     result = canary_rollout(
         registry,
         endpoint_id or settings.predictor.endpoint_id,
@@ -472,6 +513,56 @@ def rollout_step(
         levels=settings.forecast.interval_levels,
         probe=probe,
     )
+    record_outcome(registry, result, settings, warehouse_path)
     out = result.to_dict()
     _write_json(outcome_path, out)
     return out
+
+
+class _VertexVersionProbe:
+    """Vertex stamps predictions with its numeric model version id (``modelVersionId``), not the
+    registry's ``v0003``: the probe looks for the canary under the Vertex id."""
+
+    def __init__(self, inner: Any, to_vertex: Any) -> None:
+        self.inner = inner
+        self.to_vertex = to_vertex
+
+    def __call__(self, version: str, traffic: int, requests: int) -> Any:
+        return self.inner(str(self.to_vertex(version)), traffic, requests)
+
+
+def record_outcome(
+    registry: ModelRegistry, result: RolloutResult, settings: Settings, warehouse_path: str = ""
+) -> None:
+    """A rollout's outcome on the versions (registry status) and in ``model_versions``."""
+    from salesloop.pipeline.versions import record_rollout
+
+    version, previous = result.version, result.champion_before
+    if not (result.promoted or result.rolled_back):
+        return
+    if result.promoted:
+        registry.annotate(version, "champion", result.reason)
+        if previous and previous != version:
+            registry.annotate(previous, "retired", f"replaced as champion by {version}")
+    else:
+        registry.annotate(version, "rolled_back", result.reason)
+    previous_meta: dict[str, Any] = {}
+    if result.promoted and previous and previous != version:
+        try:
+            previous_meta = dict(registry.get(previous).metadata)
+        except Exception:  # a champion registered outside the pipeline: the row needs no more
+            previous_meta = {}
+    warehouse = _open_warehouse(settings, warehouse_path, write=True)
+    try:
+        record_rollout(
+            warehouse,
+            version=version,
+            metadata=registry.get(version).metadata,
+            promoted=result.promoted,
+            rolled_back=result.rolled_back,
+            reason=result.reason,
+            previous_champion=previous,
+            previous_metadata=previous_meta,
+        )
+    finally:
+        warehouse.close()

@@ -12,10 +12,16 @@ Mapping of the local registry's concepts:
 * gate status and reason → labels (``gate=accepted|rejected``) and the version description, so a
   rejected version stays visible in the console with why it was rejected.
 
+* lifecycle status (``registered``, ``champion``, ``rolled_back``, ``retired``) → the version's
+  ``status`` label and its description, rewritten by ``UpdateModel`` on the version
+  (``models/<id>@<version>``: version-level labels and ``version_description``).
+
 Every call is built as a request object first (``*_request`` methods, pure functions of their
 arguments) and only then sent, which is what the tests check, against a local HTTP server speaking
-the Vertex REST protocol with anonymous credentials. The audit trail in the cloud is Cloud Audit
-Logs of these calls.
+the Vertex REST protocol with anonymous credentials. The audit trail in the cloud: the current
+state in aliases, labels and descriptions; every change (who, when, the request) in Cloud Audit
+Logs (Admin Activity) of these calls; the history with reasons in the ``model_versions`` table.
+:class:`salesloop.vertex.registry.VertexRegistry` builds the registry port on this adapter.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import Credentials
 from google.cloud import aiplatform_v1
+from google.protobuf import field_mask_pb2
 
 # Vertex's rules: aliases start with a letter, end alphanumeric, no "default" (reserved), and a
 # version id is a number; labels are lowercase.
@@ -142,6 +149,26 @@ class VertexModelRegistry:
     def get_alias_request(self, alias: str) -> aiplatform_v1.GetModelRequest:
         return aiplatform_v1.GetModelRequest(name=f"{self.model_name}@{_check_alias(alias)}")
 
+    def get_version_request(self, version_id: str) -> aiplatform_v1.GetModelRequest:
+        if not str(version_id).isdigit():
+            raise VertexRegistryError(f"Vertex version ids are numbers, got {version_id!r}")
+        return aiplatform_v1.GetModelRequest(name=f"{self.model_name}@{version_id}")
+
+    def update_version_request(
+        self, version_id: str, *, labels: Mapping[str, str], description: str
+    ) -> aiplatform_v1.UpdateModelRequest:
+        """Version-level labels and description (``models/<id>@<version>``: Vertex updates the
+        version, not the parent model; the labels map is replaced as a whole)."""
+        model = aiplatform_v1.Model(
+            name=f"{self.model_name}@{version_id}",
+            labels={k: label_value(v) for k, v in labels.items()},
+            version_description=description[:1000],
+        )
+        return aiplatform_v1.UpdateModelRequest(
+            model=model,
+            update_mask=field_mask_pb2.FieldMask(paths=["labels", "version_description"]),
+        )
+
     def merge_aliases_request(
         self, version_id: str, add: Sequence[str] = (), remove: Sequence[str] = ()
     ) -> aiplatform_v1.MergeVersionAliasesRequest:
@@ -163,8 +190,9 @@ class VertexModelRegistry:
         aliases: Sequence[str] = (),
         first_version: bool = False,
         timeout_s: float = 600.0,
+        extra_labels: Mapping[str, str] | None = None,
     ) -> RegisteredVersion:
-        labels = {"gate": status, "app": "salesloop"}
+        labels = {"gate": status, "app": "salesloop", **dict(extra_labels or {})}
         for key, value in (metrics or {}).items():
             labels[f"m_{key}"[:63]] = f"{value:.4f}".replace(".", "_")
         request = self.upload_request(
@@ -202,3 +230,41 @@ class VertexModelRegistry:
             request=self.merge_aliases_request(version_id, add=[alias])
         )
         return previous
+
+    def exists(self) -> bool:
+        """Whether the parent model exists (the first upload creates it with ``model_id``)."""
+        from google.api_core import exceptions
+
+        try:
+            self.client.get_model(request=aiplatform_v1.GetModelRequest(name=self.model_name))
+        except exceptions.NotFound:
+            return False
+        return True
+
+    def get(self, ref: str) -> Any | None:
+        """The model version a numeric id or an alias names (``models/<id>@<ref>``), or None."""
+        from google.api_core import exceptions
+
+        request = (
+            self.get_version_request(ref) if str(ref).isdigit() else self.get_alias_request(ref)
+        )
+        try:
+            return self.client.get_model(request=request)
+        except exceptions.NotFound:
+            return None
+
+    def update_version(
+        self, version_id: str, *, labels: Mapping[str, str], description: str
+    ) -> Any:
+        return self.client.update_model(
+            request=self.update_version_request(version_id, labels=labels, description=description)
+        )
+
+    def remove_alias(self, alias: str) -> str | None:
+        """Take ``alias`` off whichever version holds it; returns that version id (None if none)."""
+        holder = self.alias_holder(alias)
+        if holder is not None:
+            self.client.merge_version_aliases(
+                request=self.merge_aliases_request(holder, remove=[alias])
+            )
+        return holder

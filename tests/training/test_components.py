@@ -11,10 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from kfp import dsl
 
+from salesloop.monitoring.versions import backtest_summary
 from salesloop.registry import LocalRegistry
+from salesloop.warehouse.duckdb import DuckDBWarehouse
 from tests.training.helpers import (
     BAD_LIGHTGBM_PARAMS,
     daily_sales,
@@ -56,7 +59,9 @@ def _chain(tmp: Path, overlay: Path, warehouse: Path, registry: Path) -> dict[st
     )
     decision = _art(dsl.Artifact, tmp, "decision")
     status = gate_challenger(env, str(overlay), backtest, decision)
-    version = register_version(env, str(overlay), str(registry), candidates, backtest, decision)
+    version = register_version(
+        env, str(overlay), str(registry), str(warehouse), candidates, backtest, decision
+    )
     result: dict[str, Any] = {
         "rows": out.rows,
         "raw": raw,
@@ -73,10 +78,20 @@ def _chain(tmp: Path, overlay: Path, warehouse: Path, registry: Path) -> dict[st
     if status == "accepted":
         outcome = _art(dsl.Artifact, tmp, "outcome")
         result["rollout"] = rollout_version(
-            env, str(overlay), str(registry), ENDPOINT, version, frame, outcome
+            env, str(overlay), str(registry), ENDPOINT, str(warehouse), version, frame, outcome
         )
         result["outcome"] = json.loads(Path(outcome.path).read_text())
     return result
+
+
+def _versions(warehouse: Path) -> dict[str, dict[str, Any]]:
+    """The ``model_versions`` rows by version."""
+    wh = DuckDBWarehouse(warehouse, read_only=True)
+    try:
+        rows = wh.query("SELECT * FROM {{ model_versions }} ORDER BY version")
+    finally:
+        wh.close()
+    return {str(r["version"]): {str(k): v for k, v in r.items()} for r in rows.to_dict("records")}
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +123,9 @@ def test_component_chain_first_then_canary_then_rejection(setup: dict[str, Path]
     meta = reg.get("v0001").metadata
     assert meta["status"] == "accepted" and meta["candidate"] == "lightgbm"
     assert set(meta["metrics"]["backtest"]) == {"lightgbm", "SeasonalNaive", "AutoETS"}
+    rows = _versions(wh)
+    assert rows["v0001"]["status"] == "champion"
+    assert rows["v0001"]["promoted_at"] >= rows["v0001"]["created_at"]
 
     second = _chain(tmp / "run2", setup["overlay"], wh, registry)
     assert "champion.rmsse" in second["metrics"]
@@ -115,6 +133,14 @@ def test_component_chain_first_then_canary_then_rejection(setup: dict[str, Path]
     assert second["rollout"] == "promoted"
     assert [s["traffic"] for s in second["outcome"]["steps"]] == [0, 10, 100]
     assert reg.alias("champion") == "v0002"
+    rows = _versions(wh)
+    assert rows["v0001"]["status"] == "retired"
+    assert rows["v0001"]["reason"] == "replaced as champion by v0002"
+    assert rows["v0002"]["status"] == "champion" and "canary" in rows["v0002"]["reason"]
+    # the row's metrics are the version's backtest, as monitoring reads them
+    own = backtest_summary(rows["v0002"]["metrics"])
+    assert own["rmsse"] == pytest.approx(second["metrics"]["lightgbm.rmsse"])
+    assert own["seasonal_naive_mase"] == pytest.approx(second["metrics"]["SeasonalNaive.mase"])
 
     bad_overlay = write_overlay(
         tmp / "bad.yaml",
@@ -132,6 +158,13 @@ def test_component_chain_first_then_canary_then_rejection(setup: dict[str, Path]
     assert meta3["status"] == "rejected" and "SeasonalNaive" in meta3["reason"]
     assert reg.alias("champion") == "v0002" and reg.alias("challenger") is None
     assert [(m.version, m.traffic) for m in reg.deployed(ENDPOINT)] == [("v0002", 100)]
+    rows = _versions(wh)
+    assert {v: r["status"] for v, r in rows.items()} == {
+        "v0001": "retired",
+        "v0002": "champion",
+        "v0003": "rejected",
+    }
+    assert rows["v0003"]["reason"].startswith("rejected:") and pd.isna(rows["v0003"]["promoted_at"])
     # the rollout component refuses a rejected version even when called by hand
     with pytest.raises(ValueError, match="only accepted versions roll out"):
         rollout_version(
@@ -139,6 +172,7 @@ def test_component_chain_first_then_canary_then_rejection(setup: dict[str, Path]
             str(setup["overlay"]),
             str(registry),
             ENDPOINT,
+            str(wh),
             third["version"],
             first["frame"],
             _art(dsl.Artifact, tmp, "outcome3"),

@@ -62,6 +62,7 @@ def _run(
         str(tmp / "d.json"),
         registry,
         overlay=overlay,
+        warehouse_path=str(wh),
     )
     return {
         "stats": stats,

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from salesloop.pipeline_cli import app
 from salesloop.registry import LocalRegistry
+from salesloop.warehouse.duckdb import DuckDBWarehouse
 from tests.training.helpers import (
     BAD_LIGHTGBM_PARAMS,
     daily_sales,
@@ -88,3 +90,21 @@ def test_pipeline_runs_locally_accepts_then_rejects(tmp_path: Path) -> None:
     assert not (run2 / "rollout-version").exists()
     audit = reg.audit()
     assert audit[-1]["action"] == "register" and audit[-1]["reason"].startswith("rejected:")
+
+    # Both runs left their rows in the warehouse they read: the champion and the rejected one.
+    store = DuckDBWarehouse(wh, read_only=True)
+    try:
+        rows = store.query("SELECT * FROM {{ model_versions }} ORDER BY version")
+    finally:
+        store.close()
+    assert list(rows["version"]) == ["v0001", "v0002"]
+    assert list(rows["status"]) == ["champion", "rejected"]
+    v1, v2 = rows.iloc[0], rows.iloc[1]
+    assert v1["model_kind"] == v2["model_kind"] == "lightgbm"
+    assert v1["promoted_at"] >= v1["created_at"] and pd.isna(v2["promoted_at"])
+    assert "promoted after canary steps" in v1["reason"]
+    assert v2["reason"] == f"rejected: {meta['reason']}"
+    assert (
+        pd.Timestamp(v1["train_end"]).date().isoformat() == reg.get("v0001").metadata["train_end"]
+    )
+    assert json.loads(v2["metrics"])["candidate"] == "lightgbm"

@@ -650,6 +650,8 @@ def test_csv_cells_mark_nulls_and_keep_empty_strings() -> None:
         "\\N",
         "\\N",
         "2016-01-11 06:30:00.000000+00:00",
+        "\\N",  # promoted_at
+        "\\N",  # updated_at
     ]
 
 

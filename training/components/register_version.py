@@ -1,4 +1,5 @@
-"""Register the chosen candidate as a new immutable version: accepted (challenger alias) or rejected."""
+"""Register the chosen candidate as a new immutable version: accepted (challenger alias) or rejected;
+its row in the warehouse's ``model_versions`` table."""
 
 # No `from __future__ import annotations`: kfp reads the real annotations of the signature.
 from kfp.dsl import Artifact, Input, Model
@@ -8,6 +9,7 @@ def register_version(
     env: str,
     overlay: str,
     registry_root: str,
+    warehouse_path: str,
     candidates: Input[Model],
     backtest: Input[Artifact],
     decision: Input[Artifact],
@@ -23,4 +25,5 @@ def register_version(
         decision.path,
         registry_root,
         overlay=overlay,
+        warehouse_path=warehouse_path,
     )
