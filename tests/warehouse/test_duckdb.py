@@ -96,6 +96,29 @@ def test_apply_rolls_back_everything_on_failure(wh: DuckDBWarehouse) -> None:
             [Merge("forecasts", forecast_rows()), Exec("UPDATE {{ alerts }} SET nonexistent = 1")]
         )
     assert wh.query("SELECT COUNT(*) AS n FROM {{ forecasts }}")["n"].iloc[0] == 0
+    # The source view created inside the rolled-back transaction is gone; writes still work.
+    wh.apply([Merge("forecasts", forecast_rows())])
+    assert wh.query("SELECT COUNT(*) AS n FROM {{ forecasts }}")["n"].iloc[0] == 7
+
+
+def test_repeated_merges_read_each_new_frame_and_keep_the_first_row_per_key(
+    wh: DuckDBWarehouse,
+) -> None:
+    """The source view is created once and re-bound to every new frame (no stale rows)."""
+    for version in ("v1", "v2", "v3"):
+        wh.apply([Merge("forecasts", forecast_rows(version=version, yhat=float(version[1])))])
+    out = wh.query("SELECT model_version, yhat FROM {{ forecasts }}")
+    assert out.groupby("model_version")["yhat"].first().to_dict() == {
+        "v1": 1.0,
+        "v2": 2.0,
+        "v3": 3.0,
+    }
+    doubled = pd.concat(
+        [forecast_rows(version="v4", yhat=4.0), forecast_rows(version="v4", yhat=5.0)]
+    )
+    wh.apply([Merge("forecasts", doubled)])
+    v4 = wh.query("SELECT yhat FROM {{ forecasts }} WHERE model_version = 'v4'")
+    assert len(v4) == 7 and set(v4["yhat"]) == {4.0}
 
 
 def test_job_history_latest_insert_wins_and_windows(wh: DuckDBWarehouse) -> None:
