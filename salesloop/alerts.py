@@ -54,7 +54,9 @@ horizon, 7 everywhere), and last year is the target dates minus 364 days (same w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Final
 
 import numpy as np
@@ -112,8 +114,14 @@ def alert_key(scope: str, subject_id: str, week_start: date, rule: str) -> str:
     return f"{scope}:{subject_id}|{week_start.isoformat()}|{rule}"
 
 
-def empty_alerts() -> pd.DataFrame:
+@lru_cache(maxsize=1)
+def _empty_alerts_template() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=object) for name in ALERTS.column_names})
+
+
+def empty_alerts() -> pd.DataFrame:
+    """A fresh empty alerts frame (a copy: building one costs ~1 ms, most events raise none)."""
+    return _empty_alerts_template().copy()
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
@@ -483,7 +491,7 @@ def evaluate_alerts(
     history: pd.DataFrame,
     *,
     settings: AlertSettings,
-    recent_alerts: pd.DataFrame,
+    recent_alerts: pd.DataFrame | Callable[[], pd.DataFrame] | None,
     model_version: str,
     event_id: str,
     now: datetime,
@@ -492,7 +500,8 @@ def evaluate_alerts(
 
     ``recent_alerts`` is what the alerts table holds for the cooldown window (any row with the
     same key, or the same subject and rule created within ``cooldown_days`` of ``now``,
-    suppresses a candidate). Within one batch a subject gets at most one alert per rule while a
+    suppresses a candidate); a callable is only called when some subject is a candidate, which
+    spares the event function a warehouse query on the events that raise nothing (most). Within one batch a subject gets at most one alert per rule while a
     cooldown applies: the latest forecast week wins. The output is sorted by scope, subject and
     week, so the same inputs give the same frame.
     """
@@ -516,6 +525,8 @@ def evaluate_alerts(
         )
     ]
     now_ts = _utc_now(now)
+    if callable(recent_alerts):
+        recent_alerts = recent_alerts()
     cand = cand.loc[
         ~_suppressed(cand, recent_alerts, cooldown_days=settings.cooldown_days, now=now_ts)
     ]

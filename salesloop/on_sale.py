@@ -129,20 +129,14 @@ class OnSaleHandler:
             created_at=now,
         )
         alerts = self._evaluate_alerts(forecasts, history, batch.model_version, event, now)
+        ledger = self._ledger_row(
+            event, now, forecasts["series_id"].nunique(), len(alerts), batch.model_version
+        )
         self.warehouse.apply(
             [
                 Merge("forecasts", forecasts),
-                Merge("alerts", alerts),
-                Merge(
-                    "processed_events",
-                    self._ledger_row(
-                        event,
-                        now,
-                        forecasts["series_id"].nunique(),
-                        len(alerts),
-                        batch.model_version,
-                    ),
-                ),
+                *([Merge("alerts", alerts)] if len(alerts) else []),
+                Merge("processed_events", ledger),
             ]
         )
         emails = self._send_pending(event, history, forecasts) if len(alerts) else 0
@@ -165,7 +159,10 @@ class OnSaleHandler:
         now: datetime,
     ) -> pd.DataFrame:
         since = now - timedelta(days=max(self.settings.alerts.cooldown_days, 1))
-        recent = self.warehouse.query(sql.load("recent_alerts"), {"since": since})
+
+        def recent() -> pd.DataFrame:
+            return self.warehouse.query(sql.load("recent_alerts"), {"since": since})
+
         return evaluate_alerts(
             forecasts,
             history,

@@ -366,3 +366,25 @@ def test_unknown_interval_level_is_a_clear_error() -> None:
     forecasts, history = frames([spec("CA_1/A", TEN, FIVE)])
     with pytest.raises(ValueError, match="interval level 90"):
         subject_stats(forecasts, history, interval_level=90)
+
+
+def test_recent_alerts_are_only_fetched_when_a_subject_is_a_candidate() -> None:
+    """The function passes a query as a callable: no candidate, no warehouse round trip."""
+    first = run([spec("CA_1/A", TEN, FIVE)])
+    three_days_ago = _recent(first, NOW - timedelta(days=3), WEEK_START - timedelta(days=3))
+    calls: list[int] = []
+
+    def fetch() -> pd.DataFrame:
+        calls.append(1)
+        return three_days_ago
+
+    fc, hist = frames([spec("CA_1/A", TEN, TEN)])
+    quiet = evaluate_alerts(
+        fc, hist, settings=cfg_of(), recent_alerts=fetch, model_version="v", event_id="e", now=NOW
+    )
+    assert quiet.empty and calls == []
+    fc, hist = frames([spec("CA_1/A", TEN, FIVE)])
+    silenced = evaluate_alerts(
+        fc, hist, settings=cfg_of(), recent_alerts=fetch, model_version="v", event_id="e", now=NOW
+    )
+    assert silenced.empty and calls == [1]
