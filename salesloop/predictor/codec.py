@@ -71,7 +71,9 @@ def instances_from_history(
     year's week for the alert baseline, which is not model input). Missing days become 0 units,
     as in training (:func:`salesloop.model.to_frame`). ``max_periods`` keeps only that many most
     recent periods (the model's ``min_history``). ``future``: rows of ``series_id, date`` with any
-    of ``sell_price, snap, event_name`` for the horizon, when the caller knows them.
+    of ``sell_price, snap, event_name`` for the horizon, when the caller knows them (the event
+    function sends the calendar's SNAP and events); with daily data they are placed by date after
+    each series' origin, a day without a row staying null (the model's fallback).
     """
     if history.empty:
         return []
@@ -85,19 +87,19 @@ def instances_from_history(
     if recent_days is not None:
         keep &= dates > origin - pd.to_timedelta(recent_days, unit="D")
     df = df[keep.to_numpy()]
-    if freq == "D" and max_periods is None and future is None:
-        fast = _instances_direct(df, dates[keep.to_numpy()], origin[keep.to_numpy()])
+    if freq == "D" and max_periods is None:
+        fast = _instances_direct(df, dates[keep.to_numpy()], origin[keep.to_numpy()], future)
         if fast is not None:
             return fast
     ends = origin[keep.to_numpy()].groupby(df["series_id"].to_numpy()).max()
     frame = to_frame(df, freq=freq, end=ends)
     if max_periods is not None:
         frame = frame.groupby(ID_COL, sort=False, observed=True).tail(max_periods)
-    return instances_from_frame(frame, future=future)
+    return instances_from_frame(frame, future=future, freq=freq)
 
 
 def _instances_direct(
-    df: pd.DataFrame, dates: pd.Series, origin: pd.Series
+    df: pd.DataFrame, dates: pd.Series, origin: pd.Series, future: pd.DataFrame | None = None
 ) -> list[dict[str, Any]] | None:
     """Daily instances straight from the rows with numpy, or None to take the general path.
 
@@ -178,6 +180,11 @@ def _instances_direct(
     snap_l = snap.astype(int).tolist()
     event_l = event.astype(int).tolist()
     bounds = np.append(grid_start, size).tolist()
+    fut = (
+        _future_by_series(future, dict(zip(sid[starts].tolist(), last.tolist(), strict=True)))
+        if future is not None
+        else {}
+    )
     out = []
     for i in range(len(starts)):
         a, b = bounds[i], bounds[i + 1]
@@ -189,14 +196,20 @@ def _instances_direct(
         inst["sell_price"] = price_l[a:b]
         inst["snap"] = snap_l[a:b]
         inst["event"] = event_l[a:b]
+        if inst["series_id"] in fut:
+            inst["future"] = fut[inst["series_id"]]
         out.append(inst)
     return out
 
 
 def instances_from_frame(
-    frame: pd.DataFrame, *, future: pd.DataFrame | None = None
+    frame: pd.DataFrame, *, future: pd.DataFrame | None = None, freq: str | None = None
 ) -> list[dict[str, Any]]:
-    """The model's long frame (series-major, time ascending) → instances."""
+    """The model's long frame (series-major, time ascending) → instances.
+
+    ``future`` rows are placed by date after each series' last period when ``freq`` is ``"D"``,
+    else taken in date order as the periods after it.
+    """
     ids = frame[ID_COL].to_numpy()
     if len(ids) == 0:
         return []
@@ -209,7 +222,15 @@ def instances_from_frame(
     snap = frame["snap"].to_numpy(dtype=float).astype(int).tolist()
     event = frame["event"].to_numpy(dtype=float).astype(int).tolist()
     statics = {c: frame[c].astype(str).to_numpy()[starts] for c in STATIC_COLUMNS}
-    fut = _future_by_series(future) if future is not None else {}
+    fut: dict[str, dict[str, list[Any]]] = {}
+    if future is not None:
+        last_days = frame[TIME_COL].to_numpy()[ends - 1].astype("datetime64[D]").astype(np.int64)
+        own_ends = (
+            dict(zip([str(u) for u in ids[starts]], last_days.tolist(), strict=True))
+            if freq == "D"
+            else None
+        )
+        fut = _future_by_series(future, own_ends)
     out = []
     for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
         uid = str(ids[a])
@@ -227,24 +248,89 @@ def instances_from_frame(
     return out
 
 
-def _future_by_series(future: pd.DataFrame) -> dict[str, dict[str, list[Any]]]:
-    f = future.copy()
-    if "series_id" not in f.columns and ID_COL in f.columns:
-        f["series_id"] = f[ID_COL]
-    if "event" not in f.columns and "event_name" in f.columns:
-        f["event"] = f["event_name"].notna().astype(int)
-    date_col = "date" if "date" in f.columns else TIME_COL
-    f = f.sort_values(["series_id", date_col])
+def _future_by_series(
+    future: pd.DataFrame, ends: Mapping[str, int] | None = None
+) -> dict[str, dict[str, list[Any]]]:
+    """Future exogenous rows → per series, one list per column, the first for the next period.
+
+    The server reads ``future`` positionally (value k is the k-th period after the instance's last
+    one). With ``ends`` (each series' last history day, in days since the epoch: daily data) the
+    values are placed by date: a day without a row is null (the model's fallback: the last price,
+    SNAP and event 0), a row on or before the end or of a series not in ``ends`` is dropped, the
+    last of two rows for one day wins. Without ``ends`` each series' rows follow in date order.
+    """
+    if future is None or len(future) == 0:
+        return {}
+    sid_col = "series_id" if "series_id" in future.columns else ID_COL
+    date_col = "date" if "date" in future.columns else TIME_COL
+    values: dict[str, np.ndarray] = {}
+    for col in EXOG_COLUMNS:
+        if col in future.columns:
+            values[col] = _exog_values(future[col], numeric=col == "sell_price")
+        elif col == "event" and "event_name" in future.columns:
+            values[col] = future["event_name"].notna().to_numpy(dtype=float)
+    sid_in = future[sid_col].astype(str).to_numpy()
+    stamps = pd.to_datetime(future[date_col])
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_localize(None)
+    day_in = stamps.to_numpy(dtype="datetime64[D]").astype(np.int64)
+    order = np.lexsort((np.arange(len(day_in)), day_in, sid_in))
+    sid, day = sid_in[order], day_in[order]
+    # One row per (series, day): the last in input order.
+    last_of_day = np.ones(len(sid), dtype=bool)
+    last_of_day[:-1] = (sid[1:] != sid[:-1]) | (day[1:] != day[:-1])
+    keep = order[last_of_day]
+    sid, day = sid[last_of_day], day[last_of_day]
+    change = np.flatnonzero(sid[1:] != sid[:-1]) + 1
+    starts = np.concatenate([[0], change])
+    run = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(sid))))
+    if ends is not None:
+        end = np.array([ends.get(str(u), np.iinfo(np.int64).max) for u in sid[starts]])
+        offset = day - end[run]
+        ok = (offset >= 1) & (end[run] != np.iinfo(np.int64).max)
+    else:
+        offset = np.arange(len(sid)) - starts[run] + 1
+        ok = np.ones(len(sid), dtype=bool)
+    if not ok.any():
+        return {}
+    keep, run, offset = keep[ok], run[ok], offset[ok]
+    length = np.zeros(len(starts), dtype=np.int64)
+    np.maximum.at(length, run, offset)
+    cell_start = np.concatenate([[0], np.cumsum(length)[:-1]])
+    pos = cell_start[run] + offset - 1
+    size = int(length.sum())
+    lists: dict[str, list[Any]] = {}
+    for col, vals in values.items():
+        grid = np.full(size, np.nan)
+        grid[pos] = vals[keep]
+        lists[col] = _nullable_list(grid)
     out: dict[str, dict[str, list[Any]]] = {}
-    for uid, g in f.groupby("series_id", sort=False):
-        entry: dict[str, list[Any]] = {}
-        for col in EXOG_COLUMNS:
-            if col in g.columns:
-                entry[col] = _nullable_list(
-                    pd.to_numeric(g[col], errors="coerce").to_numpy(dtype=float)
-                )
-        out[str(uid)] = entry
+    bounds = np.append(cell_start, size).tolist()
+    for k in np.flatnonzero(length).tolist():
+        a, b = bounds[k], bounds[k + 1]
+        out[str(sid[starts[k]])] = {col: lst[a:b] for col, lst in lists.items()}
     return out
+
+
+def _exog_values(values: pd.Series, *, numeric: bool) -> np.ndarray:
+    """A future column as floats, null as NaN; flags may arrive as bools, 0/1 or strings."""
+    if values.dtype == bool:
+        return values.to_numpy(dtype=float)
+    if numeric or values.dtype != object:
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    flags = values.map(_flag_value, na_action="ignore")
+    return pd.to_numeric(flags, errors="coerce").to_numpy(dtype=float)
+
+
+def _flag_value(v: Any) -> float:
+    if v in (True, "1", "true", "True", "TRUE"):
+        return 1.0
+    if v in (False, "0", "false", "False", "FALSE"):
+        return 0.0
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def trim_instances(

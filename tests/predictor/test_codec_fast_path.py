@@ -4,6 +4,8 @@
 up to its origin. These tests generate histories of every shape (complete, gappy, duplicated days,
 null prices, SNAP as bools, ints or strings, shuffled rows) and compare the shortcut's result with
 the general path's, which they force by asking for ``max_periods`` larger than any series.
+The horizon's known calendar (``future``: the event function sends SNAP and events) goes through
+both paths too, placed by date after each series' origin.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,8 +25,12 @@ STORES = ("CA_1", "TX_2")
 ITEMS = ("FOODS_1_001", "HOBBIES_2_003", "HOUSEHOLD_1_010")
 
 
-def _general(history: pd.DataFrame, recent_days: int | None) -> list[dict[str, object]]:
-    return instances_from_history(history, recent_days=recent_days, max_periods=10_000)
+def _general(
+    history: pd.DataFrame, recent_days: int | None, future: pd.DataFrame | None = None
+) -> list[dict[str, object]]:
+    return instances_from_history(
+        history, recent_days=recent_days, max_periods=10_000, future=future
+    )
 
 
 @st.composite
@@ -69,6 +76,39 @@ def histories(draw: st.DrawFn) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+@st.composite
+def futures(draw: st.DrawFn, history: pd.DataFrame) -> pd.DataFrame:
+    """Calendar rows around each series' origin: gaps, days before it, duplicates, an unknown
+    series, SNAP in every representation the warehouse or a file may give."""
+    origins = pd.to_datetime(history["date"]).groupby(history["series_id"]).max()
+    snap_kind = draw(st.sampled_from(["bool", "int", "str", "none", "mixed"]))
+    rows = []
+    for sid, origin in [*origins.items(), ("WI_9/UNKNOWN_1_001", pd.Timestamp("2024-02-01"))]:
+        if not draw(st.booleans()):
+            continue
+        for offset in draw(st.lists(st.integers(-3, 10), max_size=12)):
+            flag = draw(st.booleans())
+            snap: object = flag
+            if snap_kind == "int" or (snap_kind == "mixed" and draw(st.booleans())):
+                snap = int(flag)
+            elif snap_kind == "str":
+                snap = "true" if flag else "false"
+            elif snap_kind == "none" or (snap_kind == "mixed" and draw(st.booleans())):
+                snap = None
+            rows.append(
+                {
+                    "series_id": sid,
+                    "date": (origin + pd.Timedelta(days=offset)).date(),
+                    "snap": snap,
+                    "event_name": draw(st.one_of(st.none(), st.just("SuperBowl"))),
+                }
+            )
+    frame = pd.DataFrame(rows, columns=["series_id", "date", "snap", "event_name"])
+    if draw(st.booleans()):
+        frame = frame.assign(sell_price=draw(st.one_of(st.none(), st.floats(0.5, 20.0))))
+    return frame
+
+
 def rows_template() -> dict[str, object]:
     return {
         "series_id": "CA_1/FOODS_1_001",
@@ -88,6 +128,58 @@ def rows_template() -> dict[str, object]:
 @given(history=histories(), recent=st.one_of(st.none(), st.integers(1, 30)))
 def test_shortcut_equals_general_path(history: pd.DataFrame, recent: int | None) -> None:
     assert instances_from_history(history, recent_days=recent) == _general(history, recent)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), recent=st.one_of(st.none(), st.integers(1, 30)))
+def test_shortcut_equals_general_path_with_the_horizon_calendar(
+    data: st.DataObject, recent: int | None
+) -> None:
+    history = data.draw(histories())
+    future = data.draw(futures(history))
+    got = instances_from_history(history, recent_days=recent, future=future)
+    assert got == _general(history, recent, future)
+
+
+def test_shortcut_places_the_calendar_by_date(monkeypatch: pytest.MonkeyPatch) -> None:
+    days = pd.date_range("2024-03-01", periods=10, freq="D").date
+    history = pd.DataFrame([{**rows_template(), "date": d} for d in days])
+    origin = pd.Timestamp(days[-1])
+    future = pd.DataFrame(
+        {
+            "series_id": "CA_1/FOODS_1_001",
+            # the origin itself (history, dropped), day 1, day 3 (day 2 unknown), day 2 of
+            # another series
+            "date": [origin, origin + pd.Timedelta(days=1), origin + pd.Timedelta(days=3)],
+            "snap": [True, True, False],
+            "event_name": [None, None, "Easter"],
+        }
+    )
+    future = pd.concat(
+        [
+            future,
+            pd.DataFrame(
+                {
+                    "series_id": ["TX_2/FOODS_1_001"],
+                    "date": [origin + pd.Timedelta(days=2)],
+                    "snap": [True],
+                    "event_name": [None],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+
+    def no_general_path(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the general path was taken")
+
+    monkeypatch.setattr(codec, "to_frame", no_general_path)
+    (inst,) = instances_from_history(history, future=future)
+    assert inst["future"] == {"snap": [1.0, None, 0.0], "event": [0.0, None, 1.0]}
+    assert "future" not in instances_from_history(history)[0]
+    # Only days on or before the origin: nothing to send.
+    (past,) = instances_from_history(history, future=future.iloc[:1])
+    assert "future" not in past
 
 
 def test_shortcut_fills_gaps_and_leaves_corrections_to_the_general_path() -> None:
