@@ -42,6 +42,7 @@ class TableNames(_Strict):
     alerts: str = "alerts"
     model_versions: str = "model_versions"
     monitoring_metrics: str = "monitoring_metrics"
+    calendar: str = "calendar"
 
 
 class WarehouseSettings(_Strict):

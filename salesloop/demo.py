@@ -93,6 +93,7 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
 
 
 def run_demo(opts: DemoOptions) -> dict[str, Any]:
+    from salesloop.data.calendar import generated_calendar, load_calendar
     from salesloop.data.generate import Shock, generate_frame
     from salesloop.data.ingest import ingest_frame
     from salesloop.local.dispatcher import DeliveryStore
@@ -123,9 +124,12 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     try:
         with progress:
             t = progress.add_task("generate data", total=1)
+            generated_days = (
+                opts.days + opts.replay_days + (opts.after_days if opts.closed_loop else 0)
+            )
             frame = generate_frame(
                 opts.series,
-                opts.days + opts.replay_days + (opts.after_days if opts.closed_loop else 0),
+                generated_days,
                 start=opts.start,
                 seed=opts.seed,
                 shocks=(
@@ -145,6 +149,10 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             history = frame[pd.to_datetime(frame["date"]) < pd.Timestamp(replay_start)]
             live = frame[pd.to_datetime(frame["date"]) >= pd.Timestamp(replay_start)]
             ingest_frame(wh, history, settings=settings)
+            # The retailer's calendar, known ahead: every generated day and the last one's horizon.
+            load_calendar(
+                wh, generated_calendar(opts.start, generated_days + settings.forecast.horizon)
+            )
             progress.update(t, completed=1)
 
             t = progress.add_task("train + deploy v1", total=1)
@@ -293,6 +301,7 @@ def _closed_loop(
 ) -> dict[str, Any]:
     """Monitor → (accuracy degraded) → kfp pipeline retrain → canary rollout under traffic → more days → monitor."""
     from salesloop import sql
+    from salesloop.data.calendar import split_job_history
     from salesloop.mail.smtp import SmtpMailer
     from salesloop.monitoring.monitor import RetrainOutcome, RetrainStatus, run_monitor
     from salesloop.predictor.codec import instances_from_history
@@ -300,9 +309,13 @@ def _closed_loop(
 
     mailer = SmtpMailer(settings.smtp, None)
     last_job = str(wh.audit_entries(0, 1_000_000)["job_name"].iloc[-1]).rsplit("/", 1)[-1]
-    sample = instances_from_history(
-        wh.query(sql.load("job_history"), {"job_id": last_job, "recent_days": 63}), recent_days=63
-    )[:20]
+    history, calendar = split_job_history(
+        wh.query(
+            sql.load("job_history"),
+            {"job_id": last_job, "recent_days": 63, "horizon": settings.forecast.horizon},
+        )
+    )
+    sample = instances_from_history(history, recent_days=63, future=calendar)[:20]
     traffic = _PredictionTraffic(settings, sample)
     t = progress.add_task("monitor → retrain (kfp pipeline) → canary rollout", total=1)
 

@@ -4,8 +4,8 @@ The steps, each idempotent so that at-least-once delivery is harmless:
 
 1. parse and validate the audit-log event (malformed → logged and acknowledged, never retried);
 2. the dedup ledger: an event already in ``processed_events`` only gets its unsent emails flushed;
-3. one query for the affected series' recent history; the model's instances; the predictor in
-   chunks under the endpoint's payload limit;
+3. one query for the affected series' recent history and their horizon's known calendar (SNAP,
+   events: sent as the instances' ``future``); the predictor in chunks under the payload limit;
 4. forecasts, new alerts and the ledger row are MERGEd in **one** transaction keyed on their
    natural keys: a crash before the commit leaves nothing, a redelivery after it changes nothing;
 5. pending alerts are emailed (one email per recipient, deterministic Message-ID) and marked
@@ -26,6 +26,7 @@ import structlog
 from salesloop import sql
 from salesloop.alerts import evaluate_alerts
 from salesloop.config import Settings
+from salesloop.data.calendar import split_job_history
 from salesloop.events import InsertEvent, InvalidEvent, parse_insert_event
 from salesloop.mail import build_alert_email
 from salesloop.predictor.codec import instances_from_history, predictions_to_frame
@@ -103,16 +104,14 @@ class OnSaleHandler:
 
     # -- steps -----------------------------------------------------------------------------
     def _process(self, event: InsertEvent) -> Outcome:
-        history = self.warehouse.query(
-            sql.load("job_history"), {"job_id": event.job_id, "recent_days": RECENT_DAYS}
-        )
+        history, calendar = self._job_history(event)
         now = self.clock()
         if history.empty:
             self.warehouse.apply(
                 [Merge("processed_events", self._ledger_row(event, now, 0, 0, None))]
             )
             return Outcome("empty", event.event_id)
-        instances = instances_from_history(history, recent_days=RECENT_DAYS)
+        instances = instances_from_history(history, recent_days=RECENT_DAYS, future=calendar)
         batch = self.predictor.predict(instances)
         forecasts = predictions_to_frame(batch.predictions, history)
         # During a canary the endpoint splits one batch across versions: each row keeps the
@@ -181,9 +180,7 @@ class OnSaleHandler:
         if pending.empty:
             return 0
         if history is None:
-            history = self.warehouse.query(
-                sql.load("job_history"), {"job_id": event.job_id, "recent_days": RECENT_DAYS}
-            )
+            history, _ = self._job_history(event)
         if forecasts is None:
             forecasts = self.warehouse.query(sql.load("event_forecasts"), {"job_id": event.job_id})
         by_recipient: dict[str, list[int]] = {}
@@ -217,6 +214,20 @@ class OnSaleHandler:
             ]
         )
         return len(message_ids)
+
+    def _job_history(self, event: InsertEvent) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        """The job's series' history and, from the same query, their horizon's calendar rows
+        (None when the calendar has none: the model then takes SNAP and events as 0)."""
+        return split_job_history(
+            self.warehouse.query(
+                sql.load("job_history"),
+                {
+                    "job_id": event.job_id,
+                    "recent_days": RECENT_DAYS,
+                    "horizon": self.settings.forecast.horizon,
+                },
+            )
+        )
 
     def _ledger_row(
         self, event: InsertEvent, now: datetime, series: int, alerts: int, version: str | None

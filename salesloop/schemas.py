@@ -215,6 +215,34 @@ MONITORING_METRICS = Table(
     cluster_by=("metric",),
 )
 
+CALENDAR = Table(
+    name="calendar",
+    description=(
+        "The retailer's calendar per day and state (SNAP days, events), known ahead of time: "
+        "the horizon's SNAP and event features at serving time."
+    ),
+    columns=(
+        _c("date", "DATE", "REQUIRED"),
+        _c("state_id", "STRING", "REQUIRED", "State whose SNAP schedule the row gives"),
+        _c("snap", "BOOL", "REQUIRED", "SNAP-like benefit day in the state"),
+        _c("event_name", "STRING", "NULLABLE", "Calendar event of the day ('A|B' for two)"),
+        _c("loaded_at", "TIMESTAMP", "REQUIRED"),
+    ),
+    key=("date", "state_id"),
+    cluster_by=("state_id", "date"),
+)
+"""One row per (day, state), not M5's one row per day with ``snap_CA, snap_TX, snap_WI``.
+
+Why long: the row has exactly the ``state_id, snap, event_name`` of a SALES row, so the event
+function joins it on the series' state with a plain equality, and a retailer in another state adds
+rows, not columns (a wide table would change its schema, and the Terraform table, per state).
+M5's two event columns become one ``event_name`` joined by ``|`` (the generator's convention): the
+model only uses whether a day has an event. ``salesloop.data.calendar`` converts M5's
+``calendar.csv``. No partitioning: a decade is ~11k rows for three states, below any partition's
+worth and far from BigQuery's per-table partition limits; clustering on the state keeps the
+function's lookup (one state, a week of days) to a small read.
+"""
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -225,6 +253,7 @@ TABLES: dict[str, Table] = {
         ALERTS,
         MODEL_VERSIONS,
         MONITORING_METRICS,
+        CALENDAR,
     )
 }
 

@@ -1,4 +1,4 @@
-"""``salesloop data ...``: generate calibrated demo sales, ingest a sales file.
+"""``salesloop data ...``: generate calibrated demo sales, load the calendar, ingest a sales file.
 
 Both commands print one JSON object on stdout (scripts and the e2e tests read it); progress and
 errors go to stderr.
@@ -16,7 +16,7 @@ import typer
 from salesloop.data.generate import M5_SERIES, Shock, write_parquet
 
 app = typer.Typer(
-    help="Sales data: generate calibrated demo data, ingest CSV/Parquet files.",
+    help="Sales data: generate calibrated demo data, load the calendar, ingest CSV/Parquet files.",
     no_args_is_help=True,
 )
 
@@ -144,6 +144,71 @@ def generate_command(
             }
         )
     )
+
+
+@app.command("calendar")
+def calendar_command(
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="M5's calendar.csv, or a CSV/Parquet with date, state_id, snap[, event_name]. "
+            "Without it: the generator's calendar from --start."
+        ),
+    ] = None,
+    start: Annotated[
+        str, typer.Option("--start", help="First day of the generated calendar, YYYY-MM-DD.")
+    ] = "2013-01-01",
+    days: Annotated[
+        int, typer.Option("--days", help="Days of generated history it covers (as generate).")
+    ] = 1100,
+    ahead: Annotated[
+        int | None,
+        typer.Option(
+            "--ahead", help="Days known beyond them (default: the environment's forecast horizon)."
+        ),
+    ] = None,
+    env: Annotated[
+        str | None, typer.Option("--env", help="Environment (default SALESLOOP_ENV or local).")
+    ] = None,
+) -> None:
+    """Load the retailer's calendar (SNAP days per state, events) into the warehouse.
+
+    The event function sends the calendar's SNAP and events for the days it forecasts; days the
+    calendar does not cover are sent as ordinary days. Reloading a day replaces it.
+    """
+    from salesloop.config import SettingsError, load_settings
+    from salesloop.data.calendar import (
+        CalendarError,
+        generated_calendar,
+        load_calendar,
+        read_calendar_file,
+    )
+
+    try:
+        settings = load_settings(env)
+    except SettingsError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--env") from None
+    if file is not None:
+        try:
+            frame = read_calendar_file(file)
+        except CalendarError as exc:
+            raise typer.BadParameter(str(exc), param_hint="FILE") from None
+    else:
+        if days < 1:
+            raise typer.BadParameter(f"must be >= 1, got {days}", param_hint="--days")
+        extra = settings.forecast.horizon if ahead is None else ahead
+        if extra < 0:
+            raise typer.BadParameter(f"must be >= 0, got {extra}", param_hint="--ahead")
+        frame = generated_calendar(_date(start, "start", "--start"), days + extra)
+
+    from salesloop.warehouse import open_warehouse
+
+    warehouse = open_warehouse(settings)
+    try:
+        report = load_calendar(warehouse, frame)
+    finally:
+        warehouse.close()
+    typer.echo(json.dumps(report.to_dict()))
 
 
 def ingest_command(

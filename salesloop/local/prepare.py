@@ -79,12 +79,14 @@ def prepare_run(
     drop_factor: float = 0.1,
     n_estimators: int = 30,
 ) -> PreparedRun:
-    """Generate, load, train a small fast model, deploy it; set the dispatcher past the history.
+    """Generate, load (sales history and calendar), train a small fast model, deploy it; set the
+    dispatcher past the history.
 
     ``drop_category`` scripts a demand drop in that category from ``drop_after_days`` after the
     history ends, so replaying the live days raises alerts (and emails).
     """
     from salesloop.config import load_settings
+    from salesloop.data.calendar import generated_calendar, load_calendar
     from salesloop.data.generate import Shock, generate_frame
     from salesloop.data.ingest import ingest_frame
     from salesloop.local.dispatcher import DeliveryStore
@@ -118,6 +120,8 @@ def prepare_run(
     wh = DuckDBWarehouse(run_dir / "warehouse.duckdb", settings=settings)
     try:
         ingest_frame(wh, history, settings=settings)
+        # Known ahead: the history, the live days and the horizon after the last of them.
+        load_calendar(wh, generated_calendar(start, days + replay_days + settings.forecast.horizon))
         train = wh.query("SELECT * FROM {{ sales }} ORDER BY series_id, date")
         defaults = LightGBMConfig()
         config = LightGBMConfig.for_frequency(

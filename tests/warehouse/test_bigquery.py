@@ -427,7 +427,7 @@ def test_parameters_must_match_the_sql_before_anything_is_sent(
 
 EXPECTED_PARAMS = {
     "event_forecasts": {"job_id"},
-    "job_history": {"job_id", "recent_days"},
+    "job_history": {"job_id", "recent_days", "horizon"},
     "mark_alerts_sent": {"message_id", "sent_at", "alert_keys"},
     "pending_alerts": {"event_id"},
     "processed_event": {"event_id", "job_name"},
@@ -476,7 +476,7 @@ _RESULT_ROWS: list[list[str | None]] = [
 
 
 def test_query_sends_one_named_parameterized_job(wh: BigQueryWarehouse, fake: FakeBigQuery) -> None:
-    wh.query(sqlmod.load("job_history"), {"job_id": "j1", "recent_days": 56})
+    wh.query(sqlmod.load("job_history"), {"job_id": "j1", "recent_days": 56, "horizon": 7})
     (job,) = fake.queries
     config = job.body["configuration"]["query"]
     assert config["query"] == sqlmod.render(sqlmod.load("job_history"), wh.tables)
@@ -484,6 +484,7 @@ def test_query_sends_one_named_parameterized_job(wh: BigQueryWarehouse, fake: Fa
     assert config["useLegacySql"] is False
     assert config["parameterMode"] == "NAMED"
     assert sorted(config["queryParameters"], key=lambda p: p["name"]) == [
+        {"name": "horizon", "parameterType": {"type": "INT64"}, "parameterValue": {"value": "7"}},
         {"name": "job_id", "parameterType": {"type": "STRING"}, "parameterValue": {"value": "j1"}},
         {
             "name": "recent_days",

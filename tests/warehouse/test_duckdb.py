@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -129,8 +130,9 @@ def test_job_history_latest_insert_wins_and_windows(wh: DuckDBWarehouse) -> None
     wh.insert_job(
         {"sales": sales_rows("j3", ["2016-01-10"], 1.0, series="TX_1/HOBBIES_1_001")}, job_id="j3"
     )
-    h = wh.query(sql.load("job_history"), {"job_id": "j2", "recent_days": 28})
+    h = wh.query(sql.load("job_history"), {"job_id": "j2", "recent_days": 28, "horizon": 7})
     assert set(h["series_id"]) == {"CA_1/FOODS_1_001"}  # only the series the job touched
+    assert set(h["part"]) == {"history"}  # no calendar loaded: no horizon rows
     assert h[h["date"] == pd.Timestamp("2016-01-10")]["units"].tolist() == [5.0]
     recent = h[h["date"] > pd.Timestamp("2015-12-13")]
     assert len(recent) == 28
@@ -139,12 +141,66 @@ def test_job_history_latest_insert_wins_and_windows(wh: DuckDBWarehouse) -> None
     assert last_year["date"].min() == pd.Timestamp("2016-01-10") - timedelta(days=363)
 
 
+def calendar_rows(state: str, first: str, days: int, snap_every: int = 2) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "date": pd.date_range(first, periods=days),
+            "state_id": state,
+            "snap": [i % snap_every == 0 for i in range(days)],
+            "event_name": [None] * days,
+            "loaded_at": NOW,
+        }
+    )
+
+
+def test_job_history_returns_the_horizon_calendar_of_each_series_state(
+    wh: DuckDBWarehouse,
+) -> None:
+    wh.insert_job(
+        {
+            "sales": pd.concat(
+                [
+                    sales_rows("j1", pd.date_range("2016-01-01", "2016-01-10"), 1.0),
+                    sales_rows("j1", pd.date_range("2016-01-01", "2016-01-08"), 1.0, "TX_1/X_1_1"),
+                ]
+            )
+        },
+        job_id="j1",
+    )
+    # Another job later extends the CA series: its origin moves to the 11th.
+    wh.insert_job({"sales": sales_rows("j2", ["2016-01-11"], 2.0)}, job_id="j2")
+    cal = pd.concat(
+        [calendar_rows("CA", "2015-12-01", 60), calendar_rows("TX", "2015-12-01", 60, 3)]
+    )
+    cal.loc[(cal["state_id"] == "CA") & (cal["date"] == "2016-01-14"), "event_name"] = "Easter"
+    wh.apply([Merge("calendar", cal.iloc[:-19])])  # TX only up to 2016-01-10
+    h = wh.query(sql.load("job_history"), {"job_id": "j1", "recent_days": 28, "horizon": 7})
+    assert list(h.columns[-2:]) == ["origin", "part"]
+    history = h[h["part"] == "history"]
+    assert len(history) == 11 + 8 and history["units"].notna().all()
+    horizon = h[h["part"] == "calendar"]
+    ca = horizon[horizon["series_id"] == "CA_1/FOODS_1_001"]
+    # The 7 days after the series' own origin (2016-01-11), from its state's calendar only.
+    assert ca["date"].tolist() == list(pd.date_range("2016-01-12", periods=7))
+    expected = cal[(cal["state_id"] == "CA") & cal["date"].between("2016-01-12", "2016-01-18")]
+    assert ca["snap"].tolist() == expected["snap"].tolist()
+    assert ca["event_name"].tolist() == [None, None, "Easter", None, None, None, None]
+    assert (ca["origin"] == pd.Timestamp("2016-01-11")).all()
+    assert ca[["units", "store_id", "sell_price"]].isna().all().all()
+    # TX's calendar ends on the 10th: only the two days it has after the origin (the 8th).
+    tx = horizon[horizon["series_id"] == "TX_1/X_1_1"]
+    assert tx["date"].tolist() == list(pd.date_range("2016-01-09", periods=2))
+    assert tx["snap"].tolist() == [bool(i % 3 == 0) for i in (39, 40)]
+    # Ordered by series then date: each series' history, then its horizon.
+    assert h.sort_values(["series_id", "date"], kind="stable").index.tolist() == h.index.tolist()
+
+
 def test_every_sql_file_runs_on_duckdb(wh: DuckDBWarehouse) -> None:
     wh.insert_job(
         {"sales": sales_rows("j1", pd.date_range("2015-12-01", "2016-01-10"), 1.0)}, job_id="j1"
     )
-    params = {
-        "job_history": {"job_id": "j1", "recent_days": 56},
+    params: dict[str, dict[str, Any]] = {
+        "job_history": {"job_id": "j1", "recent_days": 56, "horizon": 7},
         "processed_event": {"event_id": "e", "job_name": "projects/p/jobs/j1"},
         "recent_alerts": {"since": NOW - timedelta(days=7)},
         "pending_alerts": {"event_id": "e"},

@@ -50,7 +50,7 @@ def test_client_implements_the_port(served: HttpWarehouse) -> None:
         {"sales": sales_rows("j1", pd.date_range("2016-01-01", "2016-01-10"), 2.0)}, job_id="j1"
     )
     assert res.inserted == {"sales": 10} and res.committed_at.tzinfo is not None
-    h = served.query(sql.load("job_history"), {"job_id": "j1", "recent_days": 7})
+    h = served.query(sql.load("job_history"), {"job_id": "j1", "recent_days": 7, "horizon": 7})
     assert len(h) == 7 and h["units"].sum() == 14.0
     assert served.audit_entries()["inserted_rows"].tolist() == [10]
     ledger = pd.DataFrame(

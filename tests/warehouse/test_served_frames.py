@@ -45,7 +45,16 @@ def both(tmp_path: Path) -> Iterator[tuple[DuckDBWarehouse, HttpWarehouse]]:
             }
         ]
     )
-    backend.apply([Merge("processed_events", ledger)])
+    calendar = pd.DataFrame(
+        {
+            "date": pd.date_range("2016-03-09", periods=10),
+            "state_id": "CA",
+            "snap": [True, False] * 5,
+            "event_name": [None] * 9 + ["Easter"],
+            "loaded_at": datetime(2016, 3, 1, tzinfo=UTC),
+        }
+    )
+    backend.apply([Merge("processed_events", ledger), Merge("calendar", calendar)])
     server = WarehouseHTTPServer(("127.0.0.1", 0), backend)
     threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -60,7 +69,9 @@ def both(tmp_path: Path) -> Iterator[tuple[DuckDBWarehouse, HttpWarehouse]]:
 
 QUERIES = [
     *[(f"SELECT * FROM {{{{ {name} }}}}", None) for name in TABLES],
-    (sql.load("job_history"), {"job_id": "j1", "recent_days": 63}),
+    # with the horizon's calendar rows (CA) and without (TX has none)
+    (sql.load("job_history"), {"job_id": "j1", "recent_days": 63, "horizon": 7}),
+    (sql.load("job_history"), {"job_id": "j2", "recent_days": 63, "horizon": 7}),
     ("SELECT * FROM {{ sales }} WHERE job_id = @j", {"j": "nothing"}),
     ("SELECT COUNT(*) AS n, MAX(date) AS last FROM {{ sales }}", None),
 ]
