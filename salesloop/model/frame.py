@@ -171,7 +171,7 @@ def _as_flag(values: pd.Series) -> np.ndarray:
     mapped = values.map(
         lambda v: 1.0 if v in (True, 1, "1", "true", "True", "TRUE") else 0.0, na_action="ignore"
     )
-    return mapped.fillna(0.0).to_numpy(dtype=float)
+    return pd.to_numeric(mapped, errors="coerce").fillna(0.0).to_numpy(dtype=float)
 
 
 def _empty_frame() -> pd.DataFrame:
