@@ -166,9 +166,15 @@ class RecursivePlan:
 
 
 def plan_for(
-    mlf: Any, static_features: Sequence[str], dynamic: Sequence[str]
+    mlf: Any,
+    static_features: Sequence[str],
+    dynamic: Sequence[str],
+    numeric_static: Sequence[str] = (),
 ) -> RecursivePlan | None:
-    """A plan for a fitted ``MLForecast`` with one LightGBM model, or None when not exact."""
+    """A plan for a fitted ``MLForecast`` with one LightGBM model, or None when not exact.
+
+    ``numeric_static``: per-series float columns (read from the history's first row per series).
+    """
     try:
         ts = mlf.ts
         models = mlf.models_
@@ -194,11 +200,12 @@ def plan_for(
     date_features = tuple(ts.date_features)
     if not all(isinstance(f, str) and f in _DATE_FEATURES for f in date_features):
         return None
-    statics = tuple(c for c in features if c in static_features)
+    statics = tuple(c for c in features if c in static_features and c not in numeric_static)
+    numeric = tuple(c for c in features if c in numeric_static)
     levels = list(booster.pandas_categorical or [])
     if len(levels) != len(statics):
         return None  # the booster's categorical columns are not exactly the static ids
-    known = set(lag_features) | set(date_features) | set(statics) | set(dynamic)
+    known = set(lag_features) | set(date_features) | set(statics) | set(numeric) | set(dynamic)
     if set(features) - known:
         return None
     return RecursivePlan(
@@ -207,7 +214,7 @@ def plan_for(
         lag_features=lag_features,
         date_features=date_features,
         static_levels={c: pd.Index(lv) for c, lv in zip(statics, levels, strict=True)},
-        static_numeric=(),
+        static_numeric=numeric,
         dynamic=tuple(c for c in dynamic if c in features),
         keep_last_n=getattr(ts, "keep_last_n", None),
         threads=max(int(model.get_params().get("n_jobs") or 1), 1),
