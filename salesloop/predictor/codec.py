@@ -185,19 +185,36 @@ def _instances_direct(
         if future is not None
         else {}
     )
+    return _assemble(
+        [str(x) for x in sid[starts]],
+        statics,
+        start_dates,
+        bounds,
+        {"units": units_l, "sell_price": price_l, "snap": snap_l, "event": event_l},
+        fut,
+    )
+
+
+def _assemble(
+    uids: list[str],
+    statics: dict[str, np.ndarray],
+    start_dates: np.ndarray,
+    bounds: list[int],
+    arrays: dict[str, list[Any]],
+    fut: dict[str, dict[str, list[Any]]],
+) -> list[dict[str, Any]]:
+    """One instance per series from whole-batch lists cut at ``bounds`` (series i: i..i+1)."""
     out = []
-    for i in range(len(starts)):
+    for i, uid in enumerate(uids):
         a, b = bounds[i], bounds[i + 1]
-        inst: dict[str, Any] = {"series_id": str(sid[starts[i]])}
+        inst: dict[str, Any] = {"series_id": uid}
         for c in STATIC_COLUMNS:
             inst[c] = str(statics[c][i])
         inst["start"] = str(start_dates[i])
-        inst["units"] = units_l[a:b]
-        inst["sell_price"] = price_l[a:b]
-        inst["snap"] = snap_l[a:b]
-        inst["event"] = event_l[a:b]
-        if inst["series_id"] in fut:
-            inst["future"] = fut[inst["series_id"]]
+        for key, values in arrays.items():
+            inst[key] = values[a:b]
+        if uid in fut:
+            inst["future"] = fut[uid]
         out.append(inst)
     return out
 
@@ -231,21 +248,14 @@ def instances_from_frame(
             else None
         )
         fut = _future_by_series(future, own_ends)
-    out = []
-    for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
-        uid = str(ids[a])
-        inst: dict[str, Any] = {"series_id": uid}
-        for c in STATIC_COLUMNS:
-            inst[c] = str(statics[c][i])
-        inst["start"] = str(start_dates[i])
-        inst["units"] = units[a:b]
-        inst["sell_price"] = price[a:b]
-        inst["snap"] = snap[a:b]
-        inst["event"] = event[a:b]
-        if uid in fut:
-            inst["future"] = fut[uid]
-        out.append(inst)
-    return out
+    return _assemble(
+        [str(u) for u in ids[starts]],
+        statics,
+        start_dates,
+        np.append(starts, len(ids)).tolist(),
+        {"units": units, "sell_price": price, "snap": snap, "event": event},
+        fut,
+    )
 
 
 def _future_by_series(
