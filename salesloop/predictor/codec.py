@@ -550,17 +550,21 @@ def _decode_future(
     counts: np.ndarray,
     pfreq: str,
 ) -> pd.DataFrame:
-    parts = []
+    """The horizon's known exogenous values, one row per (series, future period).
+
+    Built as whole-batch arrays (a frame and a date range per series cost ~0.6 ms each: 1.8 s for
+    a 3,000-series request); a column no instance sends is absent, one that only some send is
+    NaN for the others, as is the tail of a list shorter than its instance's longest.
+    """
+    kept: list[int] = []
+    sizes: list[int] = []
+    per_instance: list[dict[str, np.ndarray]] = []
     for i, raw in rows:
         fut = {k: _unpack(v) if isinstance(v, str) else v for k, v in raw.items()}
         n = max((len(v) for v in fut.values() if isinstance(v, list)), default=0)
         if n == 0:
             continue
-        last = pd.Timestamp(start_days[i]) + pd.tseries.frequencies.to_offset(pfreq) * (
-            int(counts[i]) - 1
-        )
-        dates = pd.date_range(last, periods=n + 1, freq=pfreq)[1:]
-        part: dict[str, Any] = {ID_COL: order[i], TIME_COL: dates}
+        cols: dict[str, np.ndarray] = {}
         for col in EXOG_COLUMNS:
             vals = fut.get(col)
             if vals is None:
@@ -572,11 +576,46 @@ def _decode_future(
                 arr[: len(vals)] = np.array(vals, dtype=float)
             except (TypeError, ValueError) as exc:
                 raise InstanceError(f"instance {i}: future.{col}: {exc}") from None
-            part[col] = arr
-        parts.append(pd.DataFrame(part))
-    if not parts:
+            cols[col] = arr
+        kept.append(i)
+        sizes.append(n)
+        per_instance.append(cols)
+    if not kept:
         return pd.DataFrame(columns=[ID_COL, TIME_COL])
-    return pd.concat(parts, ignore_index=True)
+    idx = np.asarray(kept, dtype=np.int64)
+    size = np.asarray(sizes, dtype=np.int64)
+    if pfreq == "D":
+        last = start_days[idx] + (counts[idx] - 1)
+        step = np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size) + 1
+        ds = (np.repeat(last, size) + step).astype("datetime64[ns]")
+    else:
+        offset = pd.tseries.frequencies.to_offset(pfreq)
+        ds = np.concatenate(
+            [
+                pd.date_range(
+                    pd.Timestamp(start_days[i]) + offset * (int(counts[i]) - 1),
+                    periods=n + 1,
+                    freq=pfreq,
+                )[1:].values
+                for i, n in zip(kept, sizes, strict=True)
+            ]
+        )
+    present = [c for c in EXOG_COLUMNS if any(c in cols for cols in per_instance)]
+    return pd.DataFrame(
+        {
+            ID_COL: np.repeat(np.asarray(order, dtype=object)[idx], size),
+            TIME_COL: ds,
+            **{
+                c: np.concatenate(
+                    [
+                        cols.get(c, np.full(n, np.nan))
+                        for cols, n in zip(per_instance, sizes, strict=True)
+                    ]
+                )
+                for c in present
+            },
+        }
+    )
 
 
 def encode_predictions(

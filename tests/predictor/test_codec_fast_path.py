@@ -197,3 +197,68 @@ def test_shortcut_fills_gaps_and_leaves_corrections_to_the_general_path() -> Non
     twice = pd.concat([complete, complete.tail(1)], ignore_index=True)
     tdates = pd.to_datetime(twice["date"])
     assert codec._instances_direct(twice, tdates, pd.Series([dates.max()] * 11)) is None
+
+
+def _future_oracle(instances: list[dict[str, object]]) -> pd.DataFrame:
+    """Per series, the obvious way: its last history day, then one row per future position."""
+    parts = []
+    for inst in instances:
+        fut = inst.get("future") or {}
+        assert isinstance(fut, dict)
+        lists = {k: v for k, v in fut.items() if isinstance(v, list)}
+        n = max((len(v) for v in lists.values()), default=0)
+        if n == 0:
+            continue
+        units = inst["units"]
+        assert isinstance(units, list)
+        last = pd.Timestamp(str(inst["start"])) + pd.Timedelta(days=len(units) - 1)
+        part: dict[str, object] = {
+            "unique_id": inst["series_id"],
+            "ds": pd.date_range(last + pd.Timedelta(days=1), periods=n, freq="D"),
+        }
+        for col in ("sell_price", "snap", "event"):
+            if col in lists:
+                vals = [np.nan if v is None else float(v) for v in lists[col]]
+                part[col] = vals + [np.nan] * (n - len(vals))
+        parts.append(pd.DataFrame(part))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    specs=st.lists(
+        st.tuples(
+            st.integers(1, 20),  # history length
+            st.dictionaries(
+                st.sampled_from(["sell_price", "snap", "event"]),
+                st.lists(st.one_of(st.none(), st.integers(0, 5)), max_size=7),
+                max_size=3,
+            ),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_decoded_future_matches_the_per_series_oracle(
+    specs: list[tuple[int, dict[str, list[int | None]]]],
+) -> None:
+    instances: list[dict[str, object]] = [
+        {
+            **{k: v for k, v in rows_template().items() if k in ("store_id", "item_id")},
+            "series_id": f"S{i}",
+            "start": str(date(2024, 1, 1) + timedelta(days=i)),
+            "units": [1.0] * n,
+            "future": fut,
+        }
+        for i, (n, fut) in enumerate(specs)
+    ]
+    got = codec.decode_instances(instances).future
+    want = _future_oracle(instances)
+    if want.empty:
+        assert got is None or got.empty
+        return
+    assert got is not None
+    pd.testing.assert_frame_equal(
+        got.reset_index(drop=True), want[list(got.columns)], check_dtype=False
+    )
+    assert set(got.columns) == set(want.columns)
