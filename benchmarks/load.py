@@ -22,7 +22,9 @@ the dispatcher's delivery state. ``lost``: committed jobs whose event never reac
 was dead-lettered. ``duplicated``: forecast rows sharing a key, ledger rows for one event more than
 once, and emails stored twice. ``rss_*_mb``: resident memory of the function, model server and
 warehouse processes (with their children), from /proc: start = after the warm-up, end = after the
-stream, max = the highest sample. Progress goes to stderr.
+stream, max = the highest sample; ``rss_by_part_mb`` splits them per process (the function and the
+model server hold no data, so their growth is the leak signal; the warehouse's includes DuckDB
+caching the rows the stream wrote). Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -96,8 +98,11 @@ class Sampler(threading.Thread):
         self.stop = threading.Event()
         self.samples: list[tuple[float, float]] = []
 
+    def rss_parts(self) -> dict[str, float]:
+        return {p: _rss_mb(self.stack.procs[p].pid) for p in MEASURED if p in self.stack.procs}
+
     def rss(self) -> float:
-        return sum(_rss_mb(self.stack.procs[p].pid) for p in MEASURED if p in self.stack.procs)
+        return sum(self.rss_parts().values())
 
     def run(self) -> None:
         while not self.stop.wait(1.0):
@@ -197,7 +202,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(args.probe_gap_s)
         probe = store.latencies_ms(since=probe_started)
 
-        rss_start = sampler.rss()
+        parts_start = sampler.rss_parts()
+        rss_start = sum(parts_start.values())
         sampler.start()
         log(f"stream: {args.duration:.0f}s, {args.series_per_job} series per job")
         stream_started = time.time()
@@ -224,7 +230,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stream_s = time.time() - stream_started
         sampler.stop.set()
         sampler.join(5)
-        rss_end = sampler.rss()
+        parts_end = sampler.rss_parts()
+        rss_end = sum(parts_end.values())
 
         latencies = store.latencies_ms(since=stream_started)
         ledger = wh.query(
@@ -264,6 +271,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "rss_end_mb": round(rss_end, 1),
             "rss_max_mb": round(rss_max, 1),
             "rss_growth_pct": round(100 * (rss_end - rss_start) / rss_start, 1),
+            # Per process: the function and the model server hold no data, so their growth is the
+            # leak signal; the warehouse's includes DuckDB caching the rows the stream wrote.
+            "rss_by_part_mb": {
+                p: {
+                    "start": round(parts_start[p], 1),
+                    "end": round(parts_end.get(p, 0.0), 1),
+                    "growth_pct": round(
+                        100 * (parts_end.get(p, 0.0) - parts_start[p]) / parts_start[p], 1
+                    ),
+                }
+                for p in parts_start
+            },
             "stream": {
                 "seconds": round(stream_s, 1),
                 "jobs": inserted_jobs,
