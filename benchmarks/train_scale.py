@@ -136,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
 
         periods = np.sort(frame["ds"].unique())
         cutoff = pd.Timestamp(periods[-1 - fc.horizon])
+        future_rows = frame[frame["ds"] > cutoff]
         train = frame[frame["ds"] <= cutoff]
+        n_series = int(frame["unique_id"].nunique())
+        del frame  # the training copy is all the fit needs; ~1 GB less at M5 scale
         s = time.perf_counter()
         params = json.loads(args.lgbm_params) if args.lgbm_params else {}
         model = build_model("lightgbm", fc, params)
@@ -147,7 +150,6 @@ def main(argv: list[str] | None = None) -> int:
         hist = train.groupby("unique_id", sort=False, observed=True).tail(
             model.metadata.min_history
         )
-        future_rows = frame[frame["ds"] > cutoff]
         pred = model.predict(
             hist,
             fc.horizon,
@@ -185,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             "wall_s": round(time.perf_counter() - t0, 1),
             "peak_rss_mb": peak_rss_mb(),
             "rows": len(train),
-            "series": int(frame["unique_id"].nunique()),
+            "series": n_series,
             "rmsse_ratio_vs_snaive": round(m_model["rmsse"] / m_naive["rmsse"], 4),
             "rmsse": round(m_model["rmsse"], 4),
             "rmsse_snaive": round(m_naive["rmsse"], 4),

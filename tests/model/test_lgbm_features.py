@@ -121,3 +121,14 @@ def test_origin_features_are_what_serving_computes(frame: pd.DataFrame) -> None:
     assert set(early["origin_step"].unique()) == set(range(1, cfg.horizon + 1))
     by_dow = early.groupby(early["ds"].dt.dayofweek)["origin_step"].mean()
     assert by_dow.max() - by_dow.min() < 0.5
+
+
+def test_float32_training_forecasts_like_float64(
+    model: LightGBMForecaster, frame: pd.DataFrame
+) -> None:
+    """Training in float32 (memory at scale) must not change what the model learned."""
+    assert model.config.train_dtype == "float32"
+    wide = LightGBMForecaster(small_config(train_dtype="float64")).fit(frame)
+    a, b = model.predict(frame, 7), wide.predict(frame, 7)
+    assert a["yhat"].sum() == pytest.approx(b["yhat"].sum(), rel=0.02)
+    assert np.corrcoef(a["yhat"], b["yhat"])[0, 1] > 0.99
