@@ -89,6 +89,14 @@ def _rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def _median_growth(values: list[float]) -> float | None:
+    k = len(values) // 10
+    if k < 1:
+        return None
+    first, last = float(np.median(values[:k])), float(np.median(values[-k:]))
+    return round(100 * (last - first) / first, 1) if first else None
+
+
 class Sampler(threading.Thread):
     """RSS of the measured parts every second (the max matters as much as the end)."""
 
@@ -97,6 +105,7 @@ class Sampler(threading.Thread):
         self.stack = stack
         self.stop = threading.Event()
         self.samples: list[tuple[float, float]] = []
+        self.part_samples: list[dict[str, float]] = []
 
     def rss_parts(self) -> dict[str, float]:
         return {p: _rss_mb(self.stack.procs[p].pid) for p in MEASURED if p in self.stack.procs}
@@ -106,7 +115,9 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.wait(1.0):
-            self.samples.append((time.time(), self.rss()))
+            parts = self.rss_parts()
+            self.part_samples.append(parts)
+            self.samples.append((time.time(), sum(parts.values())))
 
 
 class Jobs:
@@ -280,6 +291,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "growth_pct": round(
                         100 * (parts_end.get(p, 0.0) - parts_start[p]) / parts_start[p], 1
                     ),
+                    # Median of the stream's last tenth vs its first tenth: steadier than two
+                    # single samples (a GC pause or a big response can sit in either).
+                    "median_growth_pct": _median_growth(
+                        [x.get(p, 0.0) for x in sampler.part_samples]
+                    ),
+                    "samples": [
+                        round(x.get(p, 0.0), 1)
+                        for x in sampler.part_samples[:: max(1, len(sampler.part_samples) // 30)]
+                    ],
                 }
                 for p in parts_start
             },
