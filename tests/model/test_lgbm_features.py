@@ -123,12 +123,30 @@ def test_origin_features_are_what_serving_computes(frame: pd.DataFrame) -> None:
     assert by_dow.max() - by_dow.min() < 0.5
 
 
-def test_float32_training_forecasts_like_float64(
-    model: LightGBMForecaster, frame: pd.DataFrame
-) -> None:
-    """Training in float32 (memory at scale) must not change what the model learned."""
-    assert model.config.train_dtype == "float32"
-    wide = LightGBMForecaster(small_config(train_dtype="float64")).fit(frame)
-    a, b = model.predict(frame, 7), wide.predict(frame, 7)
-    assert a["yhat"].sum() == pytest.approx(b["yhat"].sum(), rel=0.02)
-    assert np.corrcoef(a["yhat"], b["yhat"])[0, 1] > 0.99
+def test_float32_training_features_equal_float64_ones(frame: pd.DataFrame) -> None:
+    """Training in float32 (memory at scale) must feed LightGBM the same features, rounded.
+
+    Forecasts of two small fits differ about as much between dtypes as between two seeds, so the
+    property held here is the one that matters: every feature agrees to float32 precision, so
+    LightGBM (whose bin edges are midpoints between distinct values) puts each row in the same bin.
+    """
+    m = LightGBMForecaster(small_config())
+    assert m.config.train_dtype == "float32"
+    cols = ["unique_id", "ds", "y", *m.config.static_features]
+    dyn = ["sell_price", "price_rel", "snap", "event"]
+    df = m._add_price_rel(m._prepare(frame))[[*cols, *dyn]]
+    narrow = df.astype({c: "float32" for c in ["y", *dyn]})
+    statics = list(m.config.static_features)
+    wide_x = m._new_mlforecast().preprocess(df, static_features=statics)
+    narrow_x = m._new_mlforecast().preprocess(narrow, static_features=statics)
+    assert isinstance(wide_x, pd.DataFrame) and isinstance(narrow_x, pd.DataFrame)
+    features = [c for c in wide_x.columns if c not in cols]
+    assert narrow_x[features].select_dtypes("float64").columns.empty
+    np.testing.assert_allclose(
+        narrow_x[features].to_numpy(dtype=float),
+        wide_x[features].to_numpy(dtype=float),
+        rtol=1e-5,
+        # a rolling std over a constant window is 0 plus accumulated rounding: 7e-9 in float64,
+        # 5e-5 in float32; both far below the smallest real std (one sale in 28 days: 0.19)
+        atol=1e-3,
+    )
