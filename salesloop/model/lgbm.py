@@ -93,6 +93,14 @@ _MODEL_NAME = "lgbm"
 _DYNAMIC = ("sell_price", "price_rel", "snap", "event")
 _ORIGIN = ("origin_zero_run", "origin_step")
 _UNSET: Any = object()
+# Config keys added after artifacts were first saved, with the value older artifacts were trained
+# with (see ``LightGBMForecaster.load``).
+_LEGACY_CONFIG: dict[str, Any] = {
+    "encode_by": (),
+    "short_lag": 1,
+    "origin_features": False,
+    "train_dtype": "float64",
+}
 
 
 def _default_lgbm_params() -> dict[str, Any]:
@@ -607,7 +615,10 @@ class LightGBMForecaster:
         payload = joblib.load(directory / MODEL_FILE)
         if payload.get("format") != 1:
             raise ValueError(f"{directory}: unsupported artifact format {payload.get('format')!r}")
-        model = cls(LightGBMConfig.model_validate(payload["config"]))
+        # An artifact saved before a config key existed was trained without that feature: its
+        # missing keys take the value that reproduces it, not today's default.
+        config = {**_LEGACY_CONFIG, **payload["config"]}
+        model = cls(LightGBMConfig.model_validate(config))
         model._mlf = payload["mlforecast"]
         model._calibrator = payload["calibrator"]
         model._encoding = payload.get("encoding", {})

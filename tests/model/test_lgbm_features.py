@@ -150,3 +150,34 @@ def test_float32_training_features_equal_float64_ones(frame: pd.DataFrame) -> No
         # 5e-5 in float32; both far below the smallest real std (one sale in 28 days: 0.19)
         atol=1e-3,
     )
+
+
+def test_artifact_from_before_the_new_features_still_loads(
+    frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A version registered by the previous code has no encoding and none of the new keys."""
+    import joblib
+
+    from salesloop.model.base import ModelMetadata, sha256_file
+
+    old_cfg = small_config(
+        lags=(1, 7, 14, 28), short_lag=1, encode_by=(), origin_features=False, train_dtype="float64"
+    )
+    old = LightGBMForecaster(old_cfg).fit(frame)
+    old.save(tmp_path / "art")
+    path = tmp_path / "art" / "model.joblib"
+    payload = joblib.load(path)
+    for key in ("encode_by", "short_lag", "origin_features", "train_dtype"):
+        del payload["config"][key]
+    del payload["encoding"]
+    joblib.dump(payload, path)
+    meta = ModelMetadata.read(tmp_path / "art")
+    meta.artifact_files = {"model.joblib": sha256_file(path)}
+    meta.write(tmp_path / "art")
+
+    loaded = load_model(tmp_path / "art")
+    assert isinstance(loaded, LightGBMForecaster)
+    expected = old.predict(frame, 7)
+    pd.testing.assert_frame_equal(expected, loaded.predict(frame, 7))
+    loaded.use_recursive_plan = False  # the mlforecast path too (weekly models always take it)
+    pd.testing.assert_frame_equal(expected, loaded.predict(frame, 7), rtol=1e-9, atol=1e-12)
