@@ -25,7 +25,6 @@ from salesloop.data.ingest import ingest_frame
 from salesloop.events import build_insert_event
 from salesloop.local.prepare import PreparedRun
 from salesloop.local.stack import LocalStack
-from salesloop.local.warehouse_server import WarehouseHTTPServer
 from salesloop.on_sale import OnSaleHandler
 from salesloop.predictor.in_process import InProcessPredictor
 from salesloop.warehouse import Exec, Merge, Mutation, WarehouseError
@@ -33,6 +32,7 @@ from salesloop.warehouse.duckdb import DuckDBWarehouse
 from salesloop.warehouse.http import HttpWarehouse
 from tests.reliability.loop import live_jobs
 from tests.warehouse.conftest import sales_rows
+from tests.warehouse.served import served_warehouse
 
 pytestmark = [
     pytest.mark.integration,
@@ -73,16 +73,8 @@ def served(run_copy: PreparedRun) -> Iterator[HttpWarehouse]:
     backend = DuckDBWarehouse(
         run_copy.run_dir / "warehouse.duckdb", settings=load_settings("local")
     )
-    server = WarehouseHTTPServer(("127.0.0.1", 0), backend)
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
-    client = HttpWarehouse(f"http://127.0.0.1:{server.server_address[1]}")
-    yield client
-    client.close()
-    server.shutdown()
-    server.server_close()
-    backend.close()
+    with served_warehouse(backend) as client:
+        yield client
 
 
 def _counts(wh: HttpWarehouse) -> dict[str, int]:

@@ -3,7 +3,6 @@ local warehouse service (the demo's path: the kfp steps write through ``HttpWare
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,12 +11,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from salesloop.local.warehouse_server import WarehouseHTTPServer
 from salesloop.monitoring.versions import backtest_summary
 from salesloop.pipeline.versions import record_registration, record_rollout
 from salesloop.warehouse import Warehouse
 from salesloop.warehouse.duckdb import DuckDBWarehouse
-from salesloop.warehouse.http import HttpWarehouse
+from tests.warehouse.served import served_warehouse
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
@@ -49,17 +47,8 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Wareho
         yield backend
         backend.close()
         return
-    server = WarehouseHTTPServer(("127.0.0.1", 0), backend)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    client = HttpWarehouse(f"http://127.0.0.1:{server.server_address[1]}")
-    yield client
-    client.close()
-    server.shutdown()
-    server.server_close()
-    backend.close()
+    with served_warehouse(backend) as client:
+        yield client
 
 
 def _rows(wh: Warehouse) -> dict[str, dict[str, Any]]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -243,7 +244,7 @@ def test_unknown_table_and_missing_columns_are_clear(wh: DuckDBWarehouse) -> Non
         wh.apply([Merge("forecasts", forecast_rows().drop(columns=["yhat"]))])
 
 
-def test_file_persists_across_reopen(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_file_persists_across_reopen(tmp_path: Path) -> None:
     path = tmp_path / "w.duckdb"
     with DuckDBWarehouse(path) as w:
         w.insert_job({"sales": sales_rows("j1", ["2016-01-01"], 1.0)}, job_id="j1")

@@ -2,35 +2,25 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from salesloop import sql
-from salesloop.local.warehouse_server import WarehouseHTTPServer
 from salesloop.warehouse import Exec, Merge, Warehouse, WarehouseError
 from salesloop.warehouse.duckdb import DuckDBWarehouse
 from salesloop.warehouse.http import HttpWarehouse, decode_params, encode_params
 from tests.warehouse.conftest import sales_rows
+from tests.warehouse.served import served_warehouse
 
 
 @pytest.fixture
-def served(tmp_path) -> Iterator[HttpWarehouse]:  # type: ignore[no-untyped-def]
-    backend = DuckDBWarehouse(tmp_path / "w.duckdb")
-    server = WarehouseHTTPServer(("127.0.0.1", 0), backend)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    client = HttpWarehouse(f"http://127.0.0.1:{server.server_address[1]}")
-    yield client
-    client.close()
-    server.shutdown()
-    server.server_close()
-    backend.close()
+def served(tmp_path: Path) -> Iterator[HttpWarehouse]:
+    with served_warehouse(DuckDBWarehouse(tmp_path / "w.duckdb")) as client:
+        yield client
 
 
 def test_params_survive_the_wire() -> None:
