@@ -106,10 +106,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     stages: dict[str, float] = {}
     try:
-        for part in ("warehouse", "model_server", "mailbox", "function", "dispatcher"):
-            stack.start(part, wait=False)
-        for part in ("warehouse", "model_server", "mailbox", "function", "dispatcher"):
-            stack.wait_ready(part, 300)
+        stack.start_all(timeout_s=300)
         wh = HttpWarehouse(stack.warehouse_url)
         # Warm-up: one small job so the function and the model server are past their cold start.
         ingest_frame(wh, _job_frame(live, 0, 50), settings=settings)

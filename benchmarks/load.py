@@ -175,10 +175,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sampler = Sampler(stack)
     result: dict[str, Any] = {}
     try:
-        for part in ("warehouse", "model_server", "mailbox", "function", "dispatcher"):
-            stack.start(part, wait=False)
-        for part in ("warehouse", "model_server", "mailbox", "function", "dispatcher"):
-            stack.wait_ready(part, 180)
+        stack.start_all(timeout_s=180)
         wh = HttpWarehouse(stack.warehouse_url)
 
         def insert(frame: pd.DataFrame) -> str:

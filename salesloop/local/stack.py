@@ -204,6 +204,13 @@ class LocalStack:
         if wait:
             self.wait_ready(part, timeout_s)
 
+    def start_all(self, parts: tuple[str, ...] = PARTS, *, timeout_s: float = 180.0) -> None:
+        """Start ``parts`` side by side (each pays its imports at once), then wait for each."""
+        for part in parts:
+            self.start(part, wait=False)
+        for part in parts:
+            self.wait_ready(part, timeout_s)
+
     def wait_ready(self, part: str, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

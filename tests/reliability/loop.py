@@ -22,7 +22,7 @@ from salesloop.data.ingest import ingest_frame
 from salesloop.local.dispatcher import DeliveryStore
 from salesloop.local.mailbox import read_messages
 from salesloop.local.prepare import PreparedRun
-from salesloop.local.stack import LocalStack
+from salesloop.local.stack import PARTS, LocalStack
 from salesloop.mail.render import alert_message_id
 from salesloop.warehouse.http import HttpWarehouse
 
@@ -104,11 +104,7 @@ class Loop:
     # -- parts ---------------------------------------------------------------------------------
     def start(self, *parts: str) -> Loop:
         """Start the parts side by side (each pays its imports), then wait until all are ready."""
-        todo = parts or ("warehouse", "model_server", "mailbox", "function", "dispatcher")
-        for part in todo:
-            self.stack.start(part, wait=False)
-        for part in todo:
-            self.stack.wait_ready(part, timeout_s=120)
+        self.stack.start_all(parts or PARTS, timeout_s=120)
         return self
 
     def __enter__(self) -> Loop:
