@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from salesloop.local.warehouse_server import WarehouseHTTPServer
 from salesloop.warehouse.duckdb import DuckDBWarehouse
 from salesloop.warehouse.http import HttpWarehouse
 from tests.warehouse.conftest import sales_rows
+from tests.warehouse.served import served_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -21,16 +21,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[DuckDBWarehouse, HttpWarehouse]]:
     backend = DuckDBWarehouse(tmp_path / "w.duckdb")
-    server = WarehouseHTTPServer(("127.0.0.1", 0), backend)
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
-    client = HttpWarehouse(f"http://127.0.0.1:{server.server_address[1]}")
-    yield backend, client
-    client.close()
-    server.shutdown()
-    server.server_close()
-    backend.close()
+    with served_warehouse(backend) as client:
+        yield backend, client
 
 
 def test_waiting_poll_returns_when_a_job_commits(

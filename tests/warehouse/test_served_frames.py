@@ -4,7 +4,6 @@ the function's history query."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,12 +12,12 @@ import pandas as pd
 import pytest
 
 from salesloop import sql
-from salesloop.local.warehouse_server import WarehouseHTTPServer
 from salesloop.schemas import TABLES
 from salesloop.warehouse import Merge
 from salesloop.warehouse.duckdb import DuckDBWarehouse
 from salesloop.warehouse.http import HttpWarehouse
 from tests.warehouse.conftest import sales_rows
+from tests.warehouse.served import served_warehouse
 
 
 @pytest.fixture
@@ -55,16 +54,8 @@ def both(tmp_path: Path) -> Iterator[tuple[DuckDBWarehouse, HttpWarehouse]]:
         }
     )
     backend.apply([Merge("processed_events", ledger), Merge("calendar", calendar)])
-    server = WarehouseHTTPServer(("127.0.0.1", 0), backend)
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
-    client = HttpWarehouse(f"http://127.0.0.1:{server.server_address[1]}")
-    yield backend, client
-    client.close()
-    server.shutdown()
-    server.server_close()
-    backend.close()
+    with served_warehouse(backend) as client:
+        yield backend, client
 
 
 QUERIES = [
