@@ -423,10 +423,11 @@ def _days(values: Sequence[Any] | np.ndarray) -> np.ndarray:
 
 
 def _floats_or_nan(lists: Sequence[Sequence[Any]]) -> np.ndarray:
-    flat = [v for values in lists for v in values]
+    """:func:`_floats`, with anything that is not a number read as NaN instead of an error."""
     try:
-        return np.asarray(flat, dtype=float)  # None becomes NaN
+        return _floats(lists)
     except (ValueError, TypeError):
+        flat = [v for values in lists for v in values]
         return pd.to_numeric(pd.Series(flat, dtype=object), errors="coerce").to_numpy(dtype=float)
 
 
