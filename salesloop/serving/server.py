@@ -50,6 +50,7 @@ from salesloop.serving.deployment import (
     fetch_storage_uri,
     predict_instances,
 )
+from salesloop.stop_signals import StopSignals
 
 try:
     import orjson
@@ -298,6 +299,11 @@ class ModelHTTPServer(ThreadingHTTPServer):
         else:  # a listening socket shared by pre-forked workers
             super().__init__(address, _Handler, bind_and_activate=False)
             self.socket.close()
+            # Every worker's select() wakes for a new connection and only one accept() gets it;
+            # on a blocking socket the others would sit in accept() where shutdown() cannot reach
+            # them (a worker that never drained on SIGTERM). Non-blocking, they get EAGAIN, which
+            # socketserver treats as "no request this time".
+            sock.setblocking(False)
             self.socket = sock
             self.server_address = sock.getsockname()
         self.source = source
@@ -308,6 +314,11 @@ class ModelHTTPServer(ThreadingHTTPServer):
         self.largest_request_bytes = 0
         self._inflight = 0
         self._cond = threading.Condition()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = self.socket.accept()
+        conn.setblocking(True)  # whatever the listening socket's mode; the handler sets a timeout
+        return conn, addr
 
     def request_started(self) -> None:
         with self._cond:
@@ -448,7 +459,7 @@ def build_source(args: argparse.Namespace) -> tuple[DeploymentSource, str | None
     )
 
 
-def _serve(args: argparse.Namespace, sock: socket.socket | None, stop: threading.Event) -> int:
+def _serve(args: argparse.Namespace, sock: socket.socket | None, stop: StopSignals) -> int:
     """One serving process: load the source, serve until ``stop``, drain."""
     source, endpoint_id = build_source(args)
     server = ModelServer(
@@ -464,13 +475,13 @@ def _serve(args: argparse.Namespace, sock: socket.socket | None, stop: threading
     if sock is None:
         log.info("listening", url=server.url, endpoint_id=endpoint_id, pid=os.getpid())
         print(f"listening on {server.url}", file=sys.stderr, flush=True)
-    while not stop.wait(0.5):
-        pass
+    stop.wait()
+    log.info("stopping", signal=stop.signal_name, pid=os.getpid())
     server.stop(grace_s=args.grace)
     return 0
 
 
-def _prefork(args: argparse.Namespace, stop: threading.Event) -> int:
+def _prefork(args: argparse.Namespace, stop: StopSignals) -> int:
     """N processes accept on one socket: Python work is GIL-bound, so threads alone use ~one core.
 
     Each worker loads and watches the deployment itself (a swap reaches every worker within a
@@ -484,8 +495,7 @@ def _prefork(args: argparse.Namespace, stop: threading.Event) -> int:
     def spawn(slot: int) -> None:
         pid = os.fork()
         if pid == 0:  # worker
-            child_stop = threading.Event()
-            signal.signal(signal.SIGTERM, lambda *_: child_stop.set())
+            child_stop = StopSignals().install(signal.SIGTERM)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             code = 1
             try:
@@ -507,6 +517,7 @@ def _prefork(args: argparse.Namespace, stop: threading.Event) -> int:
             if slot >= 0:
                 log.error("worker_died", pid=pid, status=status, slot=slot)
                 spawn(slot)
+    log.info("stopping", signal=stop.signal_name, workers=len(children), pid=os.getpid())
     for pid in list(children):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -538,14 +549,7 @@ def main(argv: list[str] | None = None) -> int:
 
     configure(os.environ.get("SALESLOOP_LOG_LEVEL", "INFO"))
     args = _parse_args(argv)
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: Any) -> None:
-        log.info("signal", signum=signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    stop = StopSignals().install()
     if args.storage_uri and not args.registry:
         args.storage_uri = str(fetch_storage_uri(args.storage_uri))  # once, before any fork
     if args.workers > 1:

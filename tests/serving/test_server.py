@@ -4,6 +4,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -365,3 +366,43 @@ def test_short_and_brand_new_series_still_get_forecasts() -> None:
         assert all(
             lo <= y <= hi for lo, y, hi in zip(p["lo_95"], p["yhat"], p["hi_95"], strict=True)
         )
+
+
+def test_servers_sharing_one_listening_socket_all_stop_after_connections(
+    registry: LocalRegistry,
+) -> None:
+    """Pre-forked workers share a socket: a connection wakes every worker's select() and only one
+    accept() wins. The losers must not be left blocked in accept(), where shutdown() cannot reach
+    them (a worker that did not drain on SIGTERM, seen in CI). Threads stand in for the processes:
+    they share the socket the same way."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=16)
+    servers = [
+        ModelServer(
+            DeploymentWatcher(registry.root, ENDPOINT, poll_s=60).start(),
+            endpoint_id=ENDPOINT,
+            sock=listener,
+        ).start()
+        for _ in range(3)
+    ]
+    try:
+        for _ in range(20):
+            r = requests.get(f"{servers[0].url}/health", timeout=5)
+            assert r.status_code == 200
+        time.sleep(0.3)  # every select() has seen the readiness and returned
+        stopped = []
+        threads = [
+            threading.Thread(
+                target=lambda s=s: (s.httpd.shutdown(), stopped.append(s)), daemon=True
+            )
+            for s in servers
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(5)
+        assert len(stopped) == len(servers), "a server is stuck in accept()"
+    finally:
+        for s in servers:
+            s.httpd.server_close()
+            s.source.stop()
+        listener.close()
