@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import random
-import signal
 import sqlite3
 import threading
 import time
@@ -37,6 +36,7 @@ from cloudevents.http import CloudEvent
 from salesloop.config import EventSettings, load_settings
 from salesloop.events import build_insert_event
 from salesloop.logging import configure
+from salesloop.stop_signals import StopSignals
 
 log = structlog.get_logger("dispatcher")
 
@@ -457,8 +457,7 @@ def main(argv: list[str] | None = None) -> None:
         dataset=settings.warehouse.dataset,
         table=settings.table("sales"),
     )
-    signal.signal(signal.SIGTERM, lambda *_: disp.stop())
-    signal.signal(signal.SIGINT, lambda *_: disp.stop())
+    StopSignals().install().on_stop(disp.stop)
     disp.run()
 
 

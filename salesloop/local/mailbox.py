@@ -23,17 +23,17 @@ import asyncio
 import email.policy
 import mailbox
 import os
-import signal
 import sys
 import threading
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser, BytesParser
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import structlog
 from aiosmtpd.controller import Controller
+
+from salesloop.stop_signals import StopSignals
 
 
 def _log() -> Any:
@@ -203,14 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--maildir", type=Path, required=True)
     args = parser.parse_args(argv)
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        _log().info("mailbox.stopping", signal=signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = StopSignals().install()
     try:
         server = MailboxServer(args.maildir, host=args.host, port=args.port).start()
     except (OSError, ValueError) as exc:
@@ -218,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"mailbox listening on {server.host}:{server.port} -> {args.maildir}", flush=True)
     try:
-        while not stop.wait(0.5):
-            pass
+        stop.wait()
+        _log().info("mailbox.stopping", signal=stop.signal_name)
     finally:
         server.stop()
     print(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +21,7 @@ import structlog
 
 from salesloop.config import load_settings
 from salesloop.logging import configure
+from salesloop.stop_signals import StopSignals
 from salesloop.warehouse import WarehouseError
 from salesloop.warehouse.duckdb import DuckDBWarehouse
 from salesloop.warehouse.http import (
@@ -153,15 +153,7 @@ def serve(db: Path, host: str, port: int, env: str | None = None) -> None:
     settings = load_settings(env)
     wh = DuckDBWarehouse(db, settings=settings)
     server = WarehouseHTTPServer((host, port), wh)
-    stop = threading.Event()
-
-    def _shutdown(*_: object) -> None:
-        if not stop.is_set():
-            stop.set()
-            threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, _shutdown)
-    signal.signal(signal.SIGINT, _shutdown)
+    StopSignals().install().on_stop(server.shutdown)
     log.info("warehouse_serving", host=host, port=server.server_address[1], db=str(db))
     try:
         server.serve_forever(poll_interval=0.2)
