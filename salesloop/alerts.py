@@ -505,8 +505,134 @@ def evaluate_alerts(
     cooldown applies: the latest forecast week wins. The output is sorted by scope, subject and
     week, so the same inputs give the same frame.
     """
-    if forecasts.empty:
+    if forecasts.empty or _cannot_fire(forecasts, history, settings):
         return empty_alerts()
+    return _evaluate_full(
+        forecasts,
+        history,
+        settings=settings,
+        recent_alerts=recent_alerts,
+        model_version=model_version,
+        event_id=event_id,
+        now=now,
+    )
+
+
+def _day_numbers(values: pd.Series) -> np.ndarray:
+    """Days since the epoch of naive dates (``date`` objects, ISO strings, naive timestamps)."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        raise TypeError("time-zone-aware dates")
+    return np.asarray(values.to_numpy(), dtype="datetime64[D]").astype(np.int64)
+
+
+def _codes(*columns: np.ndarray) -> np.ndarray:
+    """One int64 code per distinct combination of the columns (each column factorized)."""
+    combined = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        codes, uniques = pd.factorize(column)
+        combined = combined * (len(uniques) + 1) + codes
+    return combined
+
+
+def _n_distinct(values: np.ndarray) -> int:
+    return len(np.unique(values))
+
+
+def _cannot_fire(forecasts: pd.DataFrame, history: pd.DataFrame, settings: AlertSettings) -> bool:
+    """True only when no subject of the batch can possibly fire: a screen on plain arrays.
+
+    Why: the full rule is a dozen pandas steps costing ~9 ms even for a one-series event, most of
+    the event path's budget, and nearly every event raises nothing. The screen bounds each
+    series' chosen baseline from above by the larger of its trailing sum (exact) and the sum of its
+    history over the last-year date range (at least the last-year sum, units being non-negative);
+    a subject can fire only if that bound clears the noise floor, the drop threshold and the
+    week's upper interval bound. Whatever it does not cover answers False and the full rule
+    decides: a possible aggregate (two series in one store x category), several origins for one
+    series, negative units, duplicate rows (the full rule refuses them), a missing column,
+    unparseable values. So it may send a quiet batch on to the full rule, but never silences an
+    alert (property-tested against the full rule).
+    """
+    threshold, floor = settings.drop_threshold, settings.min_baseline_units
+    if not 0.0 <= threshold <= 1.0:
+        return False
+    try:
+        _require(forecasts, _FORECAST_COLUMNS, "forecasts")
+        _require(history, _HISTORY_COLUMNS, "history")
+        sid = forecasts["series_id"].to_numpy(dtype=object)
+        codes, uniques = pd.factorize(
+            np.concatenate([sid, history["series_id"].to_numpy(dtype=object)])
+        )
+        f_code, h_code = codes[: len(sid)], codes[len(sid) :]
+        origin = _day_numbers(forecasts["forecast_origin"])
+        target = _day_numbers(forecasts["target_date"])
+        horizon = forecasts["horizon_day"].to_numpy(dtype=np.int64)
+        yhat = np.nan_to_num(forecasts["yhat"].to_numpy(dtype=np.float64), nan=0.0)
+        hi_col = f"hi_{settings.interval_level}"
+        if settings.interval_level is None or hi_col not in forecasts.columns:
+            return False
+        hi = forecasts[hi_col].to_numpy(dtype=np.float64)
+        h_day = _day_numbers(history["date"])
+        units = np.nan_to_num(history["units"].to_numpy(dtype=np.float64), nan=0.0)
+        subject = _codes(
+            forecasts["store_id"].to_numpy(dtype=object),
+            forecasts["cat_id"].to_numpy(dtype=object),
+            origin,
+        )
+    except (TypeError, ValueError, KeyError, OverflowError):
+        return False
+    n_series = len(uniques)
+    # Each series in one (store, category, origin) and no two series sharing one: no aggregate.
+    pairs = _n_distinct(f_code * (int(subject.max()) + 1) + subject)
+    if not pairs == _n_distinct(f_code) == _n_distinct(subject):
+        return False
+    if _n_distinct(f_code * (int(horizon.max()) + 1) + horizon) != len(horizon):
+        return False  # duplicate forecast rows: the full rule says which
+    if len(h_day) and (
+        (units < 0).any()
+        or _n_distinct(h_code * (int(h_day.max() - h_day.min()) + 1) + h_day - h_day.min())
+        != len(h_day)
+    ):
+        return False
+
+    n_days = np.bincount(f_code, minlength=n_series)
+    forecast = np.bincount(f_code, weights=yhat, minlength=n_series)
+    # A day without an upper bound makes the week's unknown: +inf, so that series cannot fire.
+    hi_week = np.bincount(f_code, weights=np.nan_to_num(hi, nan=np.inf), minlength=n_series)
+    s_origin = np.zeros(n_series, dtype=np.int64)
+    s_origin[f_code] = origin
+    ly_first = np.full(n_series, np.iinfo(np.int64).max)
+    ly_last = np.full(n_series, np.iinfo(np.int64).min)
+    np.minimum.at(ly_first, f_code, target - LAST_YEAR_OFFSET_DAYS)
+    np.maximum.at(ly_last, f_code, target - LAST_YEAR_OFFSET_DAYS)
+    row_origin = s_origin[h_code]
+    in_trailing = (h_day > row_origin - n_days[h_code]) & (h_day <= row_origin)
+    in_last_year = (h_day >= ly_first[h_code]) & (h_day <= ly_last[h_code])
+    trailing = np.bincount(h_code, weights=units * in_trailing, minlength=n_series)
+    last_year = np.bincount(h_code, weights=units * in_last_year, minlength=n_series)
+    forecasted = n_days > 0
+    bound = np.maximum(trailing, last_year)[forecasted]
+    forecast, hi_week = forecast[forecasted], hi_week[forecasted]
+    slack = 1e-9 * (1.0 + np.abs(bound))  # the full rule sums in another order
+    may_fire = (
+        (bound > 0)
+        & (bound + slack >= floor)
+        & (forecast < (1.0 - threshold) * bound + slack)
+        & (hi_week < bound + slack)
+    )
+    return not bool(may_fire.any())
+
+
+def _evaluate_full(
+    forecasts: pd.DataFrame,
+    history: pd.DataFrame,
+    *,
+    settings: AlertSettings,
+    recent_alerts: pd.DataFrame | Callable[[], pd.DataFrame] | None,
+    model_version: str,
+    event_id: str,
+    now: datetime,
+) -> pd.DataFrame:
+    """The rule itself (:func:`evaluate_alerts` without the screen)."""
     stats = subject_stats(forecasts, history, interval_level=settings.interval_level)
     chosen = _chosen_baseline(stats)
     # The row carries the numbers of the chosen baseline only; subject_stats keeps both baselines
