@@ -24,7 +24,10 @@ once, and emails stored twice. ``rss_*_mb``: resident memory of the function, mo
 warehouse processes (with their children), from /proc: start = after the warm-up, end = after the
 stream, max = the highest sample; ``rss_by_part_mb`` splits them per process (the function and the
 model server hold no data, so their growth is the leak signal; the warehouse's includes DuckDB
-caching the rows the stream wrote). Progress goes to stderr.
+caching the rows the stream wrote). ``rss_steady``: the memory target's measure, total and per
+process: the median of the samples in the 10 s before the end of the ramp-up (``--ramp-s``, the
+stream's first tenth, at most 60 s) against the median of the last 10 s (the ramp allocates the
+stream's working set once; a leak keeps growing after it). Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -89,6 +92,29 @@ def _rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def _steady_growth(
+    samples: list[tuple[float, float]], ramp_end: float, window_s: float = 10.0
+) -> dict[str, float] | None:
+    """Growth from the end of the ramp-up to the end of the stream, each a median of the samples
+    in a ``window_s`` window (one sample can catch a GC pause or a big response).
+
+    Why a ramp: the first seconds of the stream allocate its working set once (25-series batches
+    instead of the warm-up's, buffers and caches filling to their size); a leak is what keeps
+    growing after that under the same load.
+    """
+    base = [v for t, v in samples if ramp_end - window_s <= t <= ramp_end]
+    last_t = samples[-1][0] if samples else 0.0
+    end = [v for t, v in samples if t >= last_t - window_s and t > ramp_end]
+    if not base or not end:
+        return None
+    b, e = float(np.median(base)), float(np.median(end))
+    return {
+        "after_ramp": round(b, 1),
+        "end": round(e, 1),
+        "growth_pct": round(100 * (e - b) / b, 1),
+    }
+
+
 def _median_growth(values: list[float]) -> float | None:
     k = len(values) // 10
     if k < 1:
@@ -118,6 +144,11 @@ class Sampler(threading.Thread):
             parts = self.rss_parts()
             self.part_samples.append(parts)
             self.samples.append((time.time(), sum(parts.values())))
+
+    def part_series(self, part: str) -> list[tuple[float, float]]:
+        return [
+            (t, x.get(part, 0.0)) for (t, _), x in zip(self.samples, self.part_samples, strict=True)
+        ]
 
 
 class Jobs:
@@ -213,7 +244,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         parts_start = sampler.rss_parts()
         rss_start = sum(parts_start.values())
         sampler.start()
-        log(f"stream: {args.duration:.0f}s, {args.series_per_job} series per job")
+        ramp_s = args.ramp_s if args.ramp_s is not None else min(60.0, args.duration / 10)
+        log(
+            f"stream: {args.duration:.0f}s (ramp-up {ramp_s:.0f}s), {args.series_per_job} series per job"
+        )
         stream_started = time.time()
         inserted_jobs, inserted_rows = 0, 0
         in_flight: deque[int] = deque()
@@ -279,6 +313,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "rss_end_mb": round(rss_end, 1),
             "rss_max_mb": round(rss_max, 1),
             "rss_growth_pct": round(100 * (rss_end - rss_start) / rss_start, 1),
+            # The flatness target: total memory after the ramp-up vs at the end (_steady_growth).
+            "rss_steady": {
+                "ramp_s": ramp_s,
+                "total": _steady_growth(sampler.samples, stream_started + ramp_s),
+                **{
+                    p: _steady_growth(sampler.part_series(p), stream_started + ramp_s)
+                    for p in parts_start
+                },
+            },
             # Per process: the function and the model server hold no data, so their growth is the
             # leak signal; the warehouse's includes DuckDB caching the rows the stream wrote.
             "rss_by_part_mb": {
@@ -342,6 +385,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backlog", type=int, default=4, help="jobs in flight (closed loop)")
     p.add_argument("--rate", type=float, default=0.0, help="jobs/s (open loop); 0: closed loop")
     p.add_argument("--warmup-jobs", type=int, default=6)
+    p.add_argument(
+        "--ramp-s",
+        type=float,
+        default=None,
+        help="first seconds of the stream excluded from rss_steady (default: a tenth, at most 60)",
+    )
     p.add_argument("--probe-jobs", type=int, default=40)
     p.add_argument("--probe-gap-s", type=float, default=0.05)
     p.add_argument("--dispatcher-workers", type=int, default=2)
