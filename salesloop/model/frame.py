@@ -273,14 +273,44 @@ def future_frame(
         }
     )
     if future is not None and len(future):
-        known = out[[ID_COL, TIME_COL]].merge(
-            future, on=[ID_COL, TIME_COL], how="left", validate="one_to_one"
+        row = future_rows(
+            out[ID_COL].to_numpy(),
+            out[TIME_COL].to_numpy(),
+            future[ID_COL].to_numpy(),
+            future[TIME_COL].to_numpy(),
         )
+        found = row >= 0
         for col in EXOG_COLUMNS:
-            if col in known.columns:
-                vals = pd.to_numeric(known[col], errors="coerce").to_numpy(dtype=float)
-                out[col] = np.where(np.isnan(vals), out[col].to_numpy(), vals)
+            if col in future.columns:
+                vals = pd.to_numeric(future[col], errors="coerce").to_numpy(dtype=float)
+                known = np.where(found, vals[np.maximum(row, 0)], np.nan)
+                out[col] = np.where(np.isnan(known), out[col].to_numpy(), known)
     return out
+
+
+def future_rows(
+    ids: np.ndarray, times: np.ndarray, future_ids: np.ndarray, future_times: np.ndarray
+) -> np.ndarray:
+    """For each (id, time), its row in the future arrays, or -1 when they have none.
+
+    A left join on arrays: a pandas merge costs ~2 ms for the 7 rows of a one-series request,
+    a quarter of the model server's time for it. Duplicate future keys are refused (the merge's
+    one-to-one validation did the same).
+    """
+    n = len(ids)
+    id_codes, _ = pd.factorize(np.concatenate([ids.astype(object), future_ids.astype(object)]))
+    t = np.concatenate([times.astype("datetime64[ns]"), future_times.astype("datetime64[ns]")])
+    time_codes, uniq_times = pd.factorize(t)
+    key = id_codes.astype(np.int64) * (len(uniq_times) + 1) + time_codes
+    want, have = key[:n], key[n:]
+    order = np.argsort(have, kind="stable")
+    sorted_have = have[order]
+    if len(sorted_have) > 1 and (sorted_have[1:] == sorted_have[:-1]).any():
+        raise ValueError("future has more than one row for a series and period")
+    if not len(sorted_have):
+        return np.full(n, -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(sorted_have, want), len(sorted_have) - 1)
+    return np.where(sorted_have[pos] == want, order[pos], -1).astype(np.int64)
 
 
 def _last_valid(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

@@ -3,9 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from salesloop.model import STATIC_COLUMNS, future_frame, to_frame
-from salesloop.model.frame import grouped_rolling_mean, last_n_mean, pandas_freq
+from salesloop.model.frame import future_rows, grouped_rolling_mean, last_n_mean, pandas_freq
 
 
 def _rows(**over: object) -> dict[str, object]:
@@ -115,3 +117,29 @@ def test_grouped_rolling_helpers_do_not_cross_series() -> None:
     vals = np.array([1.0, np.nan, 3.0, 10.0, 20.0])
     np.testing.assert_allclose(grouped_rolling_mean(vals, ids, 2), [1.0, 1.0, 3.0, 10.0, 15.0])
     np.testing.assert_allclose(last_n_mean(np.array([1.0, 2, 3, 10, 20]), ids, 2), [2.5, 15.0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 5)), max_size=12),
+    st.lists(st.tuples(st.sampled_from("abd"), st.integers(0, 5)), max_size=12, unique=True),
+)
+def test_future_rows_is_a_left_join(
+    wanted: list[tuple[str, int]], known: list[tuple[str, int]]
+) -> None:
+    day = np.datetime64("2024-01-01", "ns")
+    ids = np.array([w[0] for w in wanted], dtype=object)
+    times = np.array([day + np.timedelta64(w[1], "D") for w in wanted], dtype="datetime64[ns]")
+    f_ids = np.array([k[0] for k in known], dtype=object)
+    f_times = np.array([day + np.timedelta64(k[1], "D") for k in known], dtype="datetime64[ns]")
+    got = future_rows(ids, times, f_ids, f_times)
+    left = pd.DataFrame({"unique_id": ids, "ds": times})
+    right = pd.DataFrame({"unique_id": f_ids, "ds": f_times, "row": np.arange(len(known))})
+    expected = left.merge(right, on=["unique_id", "ds"], how="left")["row"].fillna(-1)
+    assert got.tolist() == expected.astype(int).tolist()
+
+
+def test_future_rows_refuses_two_rows_for_one_series_and_day() -> None:
+    day = np.array(["2024-01-01"], dtype="datetime64[ns]")
+    with pytest.raises(ValueError, match="more than one row"):
+        future_rows(np.array(["a"]), day, np.array(["a", "a"]), np.repeat(day, 2))
