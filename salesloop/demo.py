@@ -312,7 +312,13 @@ def _closed_loop(
     history, calendar = split_job_history(
         wh.query(
             sql.load("job_history"),
-            {"job_id": last_job, "recent_days": 63, "horizon": settings.forecast.horizon},
+            {
+                "job_id": last_job,
+                "recent_days": 63,
+                "horizon": settings.forecast.horizon,
+                "event_id": "",  # no ledger lookup: only the history is wanted here
+                "job_name": "",
+            },
         )
     )
     sample = instances_from_history(history, recent_days=63, future=calendar)[:20]

@@ -3,9 +3,11 @@
 The steps, each idempotent so that at-least-once delivery is harmless:
 
 1. parse and validate the audit-log event (malformed → logged and acknowledged, never retried);
-2. the dedup ledger: an event already in ``processed_events`` only gets its unsent emails flushed;
-3. one query for the affected series' recent history and their horizon's known calendar (SNAP,
-   events: sent as the instances' ``future``); the predictor in chunks under the payload limit;
+2. one query (``job_history.sql``) for the affected series' recent history, their horizon's
+   known calendar (SNAP, events: sent as the instances' ``future``) and the dedup ledger's entry
+   for this delivery: an event already in ``processed_events`` only gets its unsent emails
+   flushed;
+3. the predictor in chunks under the payload limit;
 4. forecasts, new alerts and the ledger row are MERGEd in **one** transaction keyed on their
    natural keys: a crash before the commit leaves nothing, a redelivery after it changes nothing;
 5. pending alerts are emailed (one email per recipient, deterministic Message-ID) and marked
@@ -26,7 +28,7 @@ import structlog
 from salesloop import sql
 from salesloop.alerts import evaluate_alerts
 from salesloop.config import Settings
-from salesloop.data.calendar import split_job_history
+from salesloop.data.calendar import already_processed, split_job_history
 from salesloop.events import InsertEvent, InvalidEvent, parse_insert_event
 from salesloop.mail import build_alert_email
 from salesloop.predictor.codec import instances_from_history, predictions_to_frame
@@ -81,14 +83,13 @@ class OnSaleHandler:
         except InvalidEvent as exc:
             log.warning("event_rejected", reason=str(exc))
             return Outcome("rejected", reason=str(exc))
-        ledger = self.warehouse.query(
-            sql.load("processed_event"), {"event_id": event.event_id, "job_name": event.job_name}
-        )
-        if not ledger.empty:
-            emails = self._send_pending(event, None, None)
+        rows = self._job_history_rows(event)
+        history, calendar = split_job_history(rows)
+        if already_processed(rows):
+            emails = self._send_pending(event, history, None)
             log.info("event_duplicate", event_id=event.event_id, job=event.job_id, emails=emails)
             return Outcome("duplicate", event.event_id, emails=emails)
-        outcome = self._process(event)
+        outcome = self._process(event, history, calendar)
         log.info(
             "event_processed",
             event_id=event.event_id,
@@ -103,8 +104,9 @@ class OnSaleHandler:
         return outcome
 
     # -- steps -----------------------------------------------------------------------------
-    def _process(self, event: InsertEvent) -> Outcome:
-        history, calendar = self._job_history(event)
+    def _process(
+        self, event: InsertEvent, history: pd.DataFrame, calendar: pd.DataFrame | None
+    ) -> Outcome:
         now = self.clock()
         if history.empty:
             self.warehouse.apply(
@@ -173,14 +175,12 @@ class OnSaleHandler:
         )
 
     def _send_pending(
-        self, event: InsertEvent, history: pd.DataFrame | None, forecasts: pd.DataFrame | None
+        self, event: InsertEvent, history: pd.DataFrame, forecasts: pd.DataFrame | None
     ) -> int:
         """Email every alert of this event not yet sent; one email per recipient."""
         pending = self.warehouse.query(sql.load("pending_alerts"), {"event_id": event.event_id})
         if pending.empty:
             return 0
-        if history is None:
-            history, _ = self._job_history(event)
         if forecasts is None:
             forecasts = self.warehouse.query(sql.load("event_forecasts"), {"job_id": event.job_id})
         by_recipient: dict[str, list[int]] = {}
@@ -215,18 +215,19 @@ class OnSaleHandler:
         )
         return len(message_ids)
 
-    def _job_history(self, event: InsertEvent) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-        """The job's series' history and, from the same query, their horizon's calendar rows
-        (None when the calendar has none: the model then takes SNAP and events as 0)."""
-        return split_job_history(
-            self.warehouse.query(
-                sql.load("job_history"),
-                {
-                    "job_id": event.job_id,
-                    "recent_days": RECENT_DAYS,
-                    "horizon": self.settings.forecast.horizon,
-                },
-            )
+    def _job_history_rows(self, event: InsertEvent) -> pd.DataFrame:
+        """One query for everything the event needs to read: the job's series' history, their
+        horizon's calendar rows (none: the model takes SNAP and events as 0) and whether the
+        ledger already holds this delivery (``split_job_history``, ``already_processed``)."""
+        return self.warehouse.query(
+            sql.load("job_history"),
+            {
+                "job_id": event.job_id,
+                "recent_days": RECENT_DAYS,
+                "horizon": self.settings.forecast.horizon,
+                "event_id": event.event_id,
+                "job_name": event.job_name,
+            },
         )
 
     def _ledger_row(

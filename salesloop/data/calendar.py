@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 
 COLUMNS: tuple[str, ...] = ("date", "state_id", "snap", "event_name")
-# job_history.sql's marker column and the value of its calendar rows.
+# job_history.sql's marker column and the values of its calendar and ledger rows.
 PART_COLUMN = "part"
 CALENDAR_PART = "calendar"
+LEDGER_PART = "ledger"
 # What the model's future frame takes from a calendar row (codec.instances_from_history's future).
 FUTURE_COLUMNS: tuple[str, ...] = ("series_id", "date", "snap", "event_name")
 
@@ -77,12 +78,19 @@ def split_job_history(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | 
     """
     if PART_COLUMN not in rows.columns or rows.empty:
         return rows, None
-    is_calendar = rows[PART_COLUMN].to_numpy() == CALENDAR_PART
+    part = rows[PART_COLUMN].to_numpy()
+    is_calendar = part == CALENDAR_PART
+    is_history = ~is_calendar & (part != LEDGER_PART)
+    history = rows if is_history.all() else rows[is_history]
     if not is_calendar.any():
-        return rows, None
-    history = rows[~is_calendar]
-    future = rows.loc[is_calendar, list(FUTURE_COLUMNS)]
-    return history, future
+        return history, None
+    return history, rows.loc[is_calendar, list(FUTURE_COLUMNS)]
+
+
+def already_processed(rows: pd.DataFrame) -> bool:
+    """Whether ``job_history.sql`` found this delivery in the ledger (its ``part = 'ledger'`` row):
+    its effects are committed and the event is a redelivery."""
+    return PART_COLUMN in rows.columns and bool((rows[PART_COLUMN].to_numpy() == LEDGER_PART).any())
 
 
 # -- building and reading --------------------------------------------------------------------

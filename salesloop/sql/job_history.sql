@@ -1,11 +1,14 @@
--- The recent history of every series an insert job touched, and its horizon's known calendar, in
--- one query (one warehouse round trip per event).
+-- The recent history of every series an insert job touched, its horizon's known calendar and the
+-- delivery's ledger entry, in one query: one warehouse round trip per event (a BigQuery query
+-- costs its fixed latency once, not twice).
 -- A later job's row for the same (series, date) is a correction: the latest insert wins.
 -- Two windows per series: the last @recent_days up to its origin (model input, trailing baseline)
 -- and the same week one year (364 days) earlier (the alert rule's seasonal baseline).
 -- part = 'history' marks those rows; part = 'calendar' rows are the calendar of the series' state
 -- for the @horizon days after its origin (snap, event_name; units and statics NULL), as far as the
 -- calendar table has them: the model's SNAP/event features for the days it forecasts.
+-- part = 'ledger': one row (all else NULL) when processed_events already holds this delivery
+-- (@event_id, @job_name): its effects are committed, it is a redelivery.
 WITH affected AS (
   SELECT DISTINCT series_id FROM {{ sales }} WHERE job_id = @job_id
 ),
@@ -36,4 +39,11 @@ SELECT
 FROM origins AS o
 JOIN {{ calendar }} AS c ON c.state_id = o.state_id
 WHERE c.date > o.origin AND c.date <= DATE_ADD(o.origin, INTERVAL @horizon DAY)
+UNION ALL
+SELECT
+  CAST(NULL AS STRING), CAST(NULL AS STRING), CAST(NULL AS STRING), CAST(NULL AS STRING),
+  CAST(NULL AS STRING), CAST(NULL AS STRING), CAST(NULL AS DATE), CAST(NULL AS FLOAT64),
+  CAST(NULL AS FLOAT64), CAST(NULL AS BOOL), CAST(NULL AS STRING), CAST(NULL AS DATE), 'ledger'
+FROM {{ processed_events }}
+WHERE event_id = @event_id AND job_name = @job_name
 ORDER BY series_id, date

@@ -66,7 +66,14 @@ def table_to_ipc(table: pa.Table) -> bytes:
 
 def ipc_to_frame(data: bytes) -> pd.DataFrame:
     with pa.ipc.open_stream(io.BytesIO(data)) as reader:
-        return reader.read_all().to_pandas()
+        table = reader.read_all()
+    frame = table.to_pandas()
+    # DuckDB's own frames hold a BOOL column with NULLs as pandas' nullable "boolean"; Arrow's
+    # conversion gives object. Match DuckDB, so a served frame equals the in-process one.
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_boolean(field.type) and column.null_count:
+            frame[field.name] = frame[field.name].astype("boolean")
+    return frame
 
 
 def frame_to_b64(frame: pd.DataFrame) -> str:

@@ -97,12 +97,14 @@ class Killer(threading.Thread):
 def test_sigkill_mid_event_at_least_50_times_then_exactly_once(
     run_copy: PreparedRun, jobs: list[tuple[str, pd.DataFrame]], reference: Reference
 ) -> None:
-    # Each job twice more in the queue: there is always an event in flight to be cut off, and
-    # kills also land in the duplicate path (ledger found, pending emails flushed).
+    # Each job seven times more in the queue: there is always an event in flight to be cut off
+    # (the killer stops when the queue is empty; with fewer copies a fast function drained it after
+    # ~30 mid-event kills), and kills also land in the duplicate path (ledger found, pending
+    # emails flushed).
     # Backoff up to 1 s: a whole-part restart (a few seconds of refused connections) then costs
     # each event a handful of attempts, not dozens; the policy (100 attempts) outlasts the chaos.
     events = {**FAST_EVENTS, "max_backoff_s": 1.0}
-    with Loop(run_copy, dispatcher_args=["--copies", "3"], events=events) as loop:
+    with Loop(run_copy, dispatcher_args=["--copies", "8"], events=events) as loop:
         loop.start("warehouse", "model_server", "mailbox")
         loop.insert(jobs)
         loop.start("function", "dispatcher")
@@ -112,7 +114,8 @@ def test_sigkill_mid_event_at_least_50_times_then_exactly_once(
         killer.join(300)
         assert killer.error is None, killer.error
         assert killer.mid_event >= MID_EVENT_KILLS, (
-            f"only {killer.mid_event} of {killer.kills} kills cut an event off"
+            f"only {killer.mid_event} of {killer.kills} kills cut an event off; "
+            f"queue: {loop.store.counts()}"
         )
         loop.stack.start("function")  # in case the last kill was of the whole part
         loop.wait_drained(timeout_s=180)

@@ -427,10 +427,9 @@ def test_parameters_must_match_the_sql_before_anything_is_sent(
 
 EXPECTED_PARAMS = {
     "event_forecasts": {"job_id"},
-    "job_history": {"job_id", "recent_days", "horizon"},
+    "job_history": {"job_id", "recent_days", "horizon", "event_id", "job_name"},
     "mark_alerts_sent": {"message_id", "sent_at", "alert_keys"},
     "pending_alerts": {"event_id"},
-    "processed_event": {"event_id", "job_name"},
     "recent_alerts": {"since"},
     "training_frame": {"end_date", "history_days"},
 }
@@ -476,7 +475,8 @@ _RESULT_ROWS: list[list[str | None]] = [
 
 
 def test_query_sends_one_named_parameterized_job(wh: BigQueryWarehouse, fake: FakeBigQuery) -> None:
-    wh.query(sqlmod.load("job_history"), {"job_id": "j1", "recent_days": 56, "horizon": 7})
+    params = {"job_id": "j1", "recent_days": 56, "horizon": 7, "event_id": "e", "job_name": "n"}
+    wh.query(sqlmod.load("job_history"), params)
     (job,) = fake.queries
     config = job.body["configuration"]["query"]
     assert config["query"] == sqlmod.render(sqlmod.load("job_history"), wh.tables)
@@ -484,8 +484,10 @@ def test_query_sends_one_named_parameterized_job(wh: BigQueryWarehouse, fake: Fa
     assert config["useLegacySql"] is False
     assert config["parameterMode"] == "NAMED"
     assert sorted(config["queryParameters"], key=lambda p: p["name"]) == [
+        {"name": "event_id", "parameterType": {"type": "STRING"}, "parameterValue": {"value": "e"}},
         {"name": "horizon", "parameterType": {"type": "INT64"}, "parameterValue": {"value": "7"}},
         {"name": "job_id", "parameterType": {"type": "STRING"}, "parameterValue": {"value": "j1"}},
+        {"name": "job_name", "parameterType": {"type": "STRING"}, "parameterValue": {"value": "n"}},
         {
             "name": "recent_days",
             "parameterType": {"type": "INT64"},

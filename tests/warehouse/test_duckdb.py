@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from salesloop import sql
+from salesloop.data.calendar import already_processed, split_job_history
 from salesloop.schemas import TABLES
 from salesloop.warehouse import Exec, Merge, WarehouseError
 from salesloop.warehouse.duckdb import DuckDBWarehouse
@@ -123,6 +124,58 @@ def test_repeated_merges_read_each_new_frame_and_keep_the_first_row_per_key(
     assert len(v4) == 7 and set(v4["yhat"]) == {4.0}
 
 
+def history_params(job_id: str, event_id: str = "", job_name: str = "") -> dict[str, object]:
+    return {
+        "job_id": job_id,
+        "recent_days": 28,
+        "horizon": 7,
+        "event_id": event_id,
+        "job_name": job_name,
+    }
+
+
+def test_job_history_carries_the_ledger_row_of_a_processed_delivery(
+    wh: DuckDBWarehouse,
+) -> None:
+    wh.insert_job({"sales": sales_rows("j1", ["2016-01-09", "2016-01-10"], 1.0)}, job_id="j1")
+    name = "projects/p/jobs/j1"
+    first = wh.query(sql.load("job_history"), history_params("j1", "e1", name))
+    assert not already_processed(first)
+    history, calendar = split_job_history(first)
+    assert len(history) == 2 and calendar is None
+    ledger = pd.DataFrame(
+        [
+            {
+                "event_id": "e1",
+                "job_name": name,
+                "rows_read": 2,
+                "series_forecast": 1,
+                "alerts_raised": 0,
+                "model_version": "v1",
+                "job_committed_at": NOW,
+                "processed_at": NOW,
+            }
+        ]
+    )
+    wh.apply([Merge("processed_events", ledger)])
+    again = wh.query(sql.load("job_history"), history_params("j1", "e1", name))
+    assert already_processed(again)
+    assert (again["part"] == "ledger").sum() == 1
+    # The same history either way: the ledger row is not part of it.
+    cols = ["series_id", "date", "units", "sell_price"]
+    pd.testing.assert_frame_equal(
+        split_job_history(again)[0][cols].reset_index(drop=True),
+        history[cols].reset_index(drop=True),
+    )
+    # Another delivery id, or the same id for another job: not processed.
+    assert not already_processed(
+        wh.query(sql.load("job_history"), history_params("j1", "e2", name))
+    )
+    assert not already_processed(
+        wh.query(sql.load("job_history"), history_params("j1", "e1", "projects/p/jobs/j9"))
+    )
+
+
 def test_job_history_latest_insert_wins_and_windows(wh: DuckDBWarehouse) -> None:
     wh.insert_job(
         {"sales": sales_rows("j1", pd.date_range("2015-01-01", "2016-01-10"), 1.0)}, job_id="j1"
@@ -131,7 +184,7 @@ def test_job_history_latest_insert_wins_and_windows(wh: DuckDBWarehouse) -> None
     wh.insert_job(
         {"sales": sales_rows("j3", ["2016-01-10"], 1.0, series="TX_1/HOBBIES_1_001")}, job_id="j3"
     )
-    h = wh.query(sql.load("job_history"), {"job_id": "j2", "recent_days": 28, "horizon": 7})
+    h = wh.query(sql.load("job_history"), history_params("j2"))
     assert set(h["series_id"]) == {"CA_1/FOODS_1_001"}  # only the series the job touched
     assert set(h["part"]) == {"history"}  # no calendar loaded: no horizon rows
     assert h[h["date"] == pd.Timestamp("2016-01-10")]["units"].tolist() == [5.0]
@@ -175,7 +228,7 @@ def test_job_history_returns_the_horizon_calendar_of_each_series_state(
     )
     cal.loc[(cal["state_id"] == "CA") & (cal["date"] == "2016-01-14"), "event_name"] = "Easter"
     wh.apply([Merge("calendar", cal.iloc[:-19])])  # TX only up to 2016-01-10
-    h = wh.query(sql.load("job_history"), {"job_id": "j1", "recent_days": 28, "horizon": 7})
+    h = wh.query(sql.load("job_history"), history_params("j1"))
     assert list(h.columns[-2:]) == ["origin", "part"]
     history = h[h["part"] == "history"]
     assert len(history) == 11 + 8 and history["units"].notna().all()
@@ -201,8 +254,13 @@ def test_every_sql_file_runs_on_duckdb(wh: DuckDBWarehouse) -> None:
         {"sales": sales_rows("j1", pd.date_range("2015-12-01", "2016-01-10"), 1.0)}, job_id="j1"
     )
     params: dict[str, dict[str, Any]] = {
-        "job_history": {"job_id": "j1", "recent_days": 56, "horizon": 7},
-        "processed_event": {"event_id": "e", "job_name": "projects/p/jobs/j1"},
+        "job_history": {
+            "job_id": "j1",
+            "recent_days": 56,
+            "horizon": 7,
+            "event_id": "e",
+            "job_name": "projects/p/jobs/j1",
+        },
         "recent_alerts": {"since": NOW - timedelta(days=7)},
         "pending_alerts": {"event_id": "e"},
         "event_forecasts": {"job_id": "j1"},

@@ -60,9 +60,21 @@ def both(tmp_path: Path) -> Iterator[tuple[DuckDBWarehouse, HttpWarehouse]]:
 
 QUERIES = [
     *[(f"SELECT * FROM {{{{ {name} }}}}", None) for name in TABLES],
-    # with the horizon's calendar rows (CA) and without (TX has none)
-    (sql.load("job_history"), {"job_id": "j1", "recent_days": 63, "horizon": 7}),
-    (sql.load("job_history"), {"job_id": "j2", "recent_days": 63, "horizon": 7}),
+    # with the horizon's calendar rows (CA) and the ledger's row; without either (TX)
+    (
+        sql.load("job_history"),
+        {
+            "job_id": "j1",
+            "recent_days": 63,
+            "horizon": 7,
+            "event_id": "e1",
+            "job_name": "projects/p/jobs/j1",
+        },
+    ),
+    (
+        sql.load("job_history"),
+        {"job_id": "j2", "recent_days": 63, "horizon": 7, "event_id": "e9", "job_name": "x"},
+    ),
     ("SELECT * FROM {{ sales }} WHERE job_id = @j", {"j": "nothing"}),
     ("SELECT COUNT(*) AS n, MAX(date) AS last FROM {{ sales }}", None),
 ]
