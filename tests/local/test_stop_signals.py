@@ -55,11 +55,7 @@ def test_stop_signals_stops_in_the_same_situation_and_runs_callbacks_outside_the
             "seen = []\n"
             "stop.on_stop(lambda: (ev.set(), seen.append(threading.current_thread().name)))"
         ),
-        after=(
-            "assert stop.wait(5)\n"
-            "assert ev.wait(5)\n"
-            "print(stop.signal_name, seen)"
-        ),
+        after=("assert stop.wait(5)\nassert ev.wait(5)\nprint(stop.signal_name, seen)"),
     )
     done = _run(code)
     assert done.returncode == 0, done.stderr
