@@ -31,6 +31,20 @@ def full_rule(forecasts: pd.DataFrame, history: pd.DataFrame, cfg: AlertSettings
     )
 
 
+def screened_rule(
+    forecasts: pd.DataFrame, history: pd.DataFrame, cfg: AlertSettings
+) -> pd.DataFrame:
+    return evaluate_alerts(
+        forecasts,
+        history,
+        settings=cfg,
+        recent_alerts=None,
+        model_version="v1",
+        event_id="e",
+        now=NOW,
+    )
+
+
 @st.composite
 def batches(draw: st.DrawFn) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The rule's generated batches, then roughened: per-series origins, NaN and negative
@@ -89,15 +103,7 @@ def test_a_clear_drop_goes_to_the_full_rule_and_alerts() -> None:
     forecasts, history = _one(forecast=(4,) * 7)
     cfg = cfg_of()
     assert not _cannot_fire(forecasts, history, cfg)
-    out = evaluate_alerts(
-        forecasts,
-        history,
-        settings=cfg,
-        recent_alerts=None,
-        model_version="v1",
-        event_id="e",
-        now=NOW,
-    )
+    out = screened_rule(forecasts, history, cfg)
     assert list(out["subject_id"]) == ["CA_1/ITEM_0"]
 
 
@@ -128,13 +134,5 @@ def test_an_interval_just_under_the_baseline_still_alerts() -> None:
     forecasts, history = _one(forecast=(16,) * 7, width=0.245, last_year=None)
     cfg = cfg_of(drop_threshold=0.199, min_baseline_units=139.9)
     assert not _cannot_fire(forecasts, history, cfg)
-    out = evaluate_alerts(
-        forecasts,
-        history,
-        settings=cfg,
-        recent_alerts=None,
-        model_version="v1",
-        event_id="e",
-        now=NOW,
-    )
+    out = screened_rule(forecasts, history, cfg)
     assert out["hi"].tolist() == [pytest.approx(139.44)] and out["baseline"].tolist() == [140.0]
