@@ -582,16 +582,11 @@ def _cannot_fire(forecasts: pd.DataFrame, history: pd.DataFrame, settings: Alert
         return False
     n_series = len(uniques)
     # Each series in one (store, category, origin) and no two series sharing one: no aggregate.
-    pairs = _n_distinct(f_code * (int(subject.max()) + 1) + subject)
-    if not pairs == _n_distinct(f_code) == _n_distinct(subject):
+    if not _n_distinct(_codes(f_code, subject)) == _n_distinct(f_code) == _n_distinct(subject):
         return False
-    if _n_distinct(f_code * (int(horizon.max()) + 1) + horizon) != len(horizon):
+    if _n_distinct(_codes(f_code, horizon)) != len(horizon):
         return False  # duplicate forecast rows: the full rule says which
-    if len(h_day) and (
-        (units < 0).any()
-        or _n_distinct(h_code * (int(h_day.max() - h_day.min()) + 1) + h_day - h_day.min())
-        != len(h_day)
-    ):
+    if len(h_day) and ((units < 0).any() or _n_distinct(_codes(h_code, h_day)) != len(h_day)):
         return False
 
     n_days = np.bincount(f_code, minlength=n_series)

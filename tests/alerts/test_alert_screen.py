@@ -19,22 +19,12 @@ from tests.alerts.test_alert_rule_properties import alert_settings, series_specs
 NOW = datetime(2016, 5, 23, 6, 0, tzinfo=UTC)
 
 
-def full_rule(forecasts: pd.DataFrame, history: pd.DataFrame, cfg: AlertSettings) -> pd.DataFrame:
-    return _evaluate_full(
-        forecasts,
-        history,
-        settings=cfg,
-        recent_alerts=None,
-        model_version="v1",
-        event_id="e",
-        now=NOW,
-    )
-
-
-def screened_rule(
-    forecasts: pd.DataFrame, history: pd.DataFrame, cfg: AlertSettings
+def run_rule(
+    forecasts: pd.DataFrame, history: pd.DataFrame, cfg: AlertSettings, *, screened: bool = True
 ) -> pd.DataFrame:
-    return evaluate_alerts(
+    """``evaluate_alerts`` (screen first), or with ``screened=False`` the full rule alone."""
+    rule = evaluate_alerts if screened else _evaluate_full
+    return rule(
         forecasts,
         history,
         settings=cfg,
@@ -43,6 +33,10 @@ def screened_rule(
         event_id="e",
         now=NOW,
     )
+
+
+def full_rule(forecasts: pd.DataFrame, history: pd.DataFrame, cfg: AlertSettings) -> pd.DataFrame:
+    return run_rule(forecasts, history, cfg, screened=False)
 
 
 @st.composite
@@ -103,7 +97,7 @@ def test_a_clear_drop_goes_to_the_full_rule_and_alerts() -> None:
     forecasts, history = _one(forecast=(4,) * 7)
     cfg = cfg_of()
     assert not _cannot_fire(forecasts, history, cfg)
-    out = screened_rule(forecasts, history, cfg)
+    out = run_rule(forecasts, history, cfg)
     assert list(out["subject_id"]) == ["CA_1/ITEM_0"]
 
 
@@ -134,5 +128,5 @@ def test_an_interval_just_under_the_baseline_still_alerts() -> None:
     forecasts, history = _one(forecast=(16,) * 7, width=0.245, last_year=None)
     cfg = cfg_of(drop_threshold=0.199, min_baseline_units=139.9)
     assert not _cannot_fire(forecasts, history, cfg)
-    out = screened_rule(forecasts, history, cfg)
+    out = run_rule(forecasts, history, cfg)
     assert out["hi"].tolist() == [pytest.approx(139.44)] and out["baseline"].tolist() == [140.0]
