@@ -10,7 +10,8 @@ own processes (salesloop.local.stack), then:
 
 1. warm-up: a few jobs, drained;
 2. low load: ``--probe-jobs`` one-series jobs, each inserted after the previous one's event was
-   acknowledged (``low_load_insert_to_forecast_ms``);
+   acknowledged (``low_load_insert_to_forecast_ms``; ``low_load_breakdown_ms``: where that time
+   goes, from the dispatcher's state and the function's per-step laps, see ``latency_breakdown``);
 3. the stream: for ``--duration`` seconds, jobs of ``--series-per-job`` series (one sales day of
    those series each, the days moving forward), keeping ``--backlog`` jobs in flight (closed loop:
    the stream runs as fast as the loop absorbs it) or at ``--rate`` jobs/s (open loop);
@@ -41,6 +42,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -115,12 +117,67 @@ def _steady_growth(
     }
 
 
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
 def _median_growth(values: list[float]) -> float | None:
     k = len(values) // 10
     if k < 1:
         return None
     first, last = float(np.median(values[:k])), float(np.median(values[-k:]))
     return round(100 * (last - first) / first, 1) if first else None
+
+
+def latency_breakdown(
+    deliveries: dict[str, dict[str, Any]], log_lines: Iterable[str], event_ids: set[str]
+) -> dict[str, float | int | None]:
+    """Median milliseconds of each part of insert → forecast, over ``event_ids``.
+
+    From the dispatcher's state: ``commit_to_queued`` (the job's commit → its event in the
+    dispatcher's queue: audit-log long poll, event building) and ``queued_to_acked`` (→ the
+    function's 2xx); from the function's ``event_processed`` log lines: ``handler`` (the handler's
+    own time) and its steps (``read``, ``instances``, ``predict``, ``decode``, ``alerts``,
+    ``write``, ``email`` when alerts fired); ``delivery`` is ``queued_to_acked`` minus ``handler``
+    per event (taking the event from the queue, the POST through functions-framework, recording
+    the ack). Events without a log line count in the dispatcher's parts only.
+    """
+    logged: dict[str, dict[str, Any]] = {}
+    for line in log_lines:
+        if '"event_processed"' not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("event") == "event_processed" and entry.get("event_id") in event_ids:
+            logged[str(entry["event_id"])] = entry
+    parts: dict[str, list[float]] = {}
+    for event_id in sorted(event_ids):
+        d = deliveries.get(event_id)
+        if not d or d.get("delivered_at") is None or d.get("job_committed_at") is None:
+            continue
+        queued_to_acked = (d["delivered_at"] - d["enqueued_at"]) * 1000
+        parts.setdefault("commit_to_queued", []).append(
+            (d["enqueued_at"] - d["job_committed_at"]) * 1000
+        )
+        parts.setdefault("queued_to_acked", []).append(queued_to_acked)
+        entry = logged.get(event_id)
+        if entry is None:
+            continue
+        parts.setdefault("handler", []).append(float(entry["ms"]))
+        parts.setdefault("delivery", []).append(queued_to_acked - float(entry["ms"]))
+        for phase, ms in (entry.get("phase_ms") or {}).items():
+            parts.setdefault(phase, []).append(float(ms))
+    out: dict[str, float | int | None] = {
+        k: round(float(np.median(v)), 2) for k, v in parts.items()
+    }
+    out["n"] = len(parts.get("queued_to_acked", []))
+    out["n_logged"] = len(parts.get("handler", []))
+    return out
 
 
 class Sampler(threading.Thread):
@@ -240,6 +297,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             wait_acked(done)
             time.sleep(args.probe_gap_s)
         probe = store.latencies_ms(since=probe_started)
+        deliveries = store.deliveries()
+        probe_ids = {
+            e
+            for e, d in deliveries.items()
+            if d["job_committed_at"] is not None and d["job_committed_at"] >= probe_started
+        }
 
         parts_start = sampler.rss_parts()
         rss_start = sum(parts_start.values())
@@ -307,6 +370,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "series_forecast_per_s": round(series_forecast / stream_s, 1),
             "insert_to_forecast_ms": _percentiles(latencies),
             "low_load_insert_to_forecast_ms": _percentiles(probe),
+            # Where the low-load latency goes (medians per part; latency_breakdown).
+            "low_load_breakdown_ms": latency_breakdown(
+                deliveries, _read_lines(stack.run_dir / "logs" / "function.log"), probe_ids
+            ),
             "lost": lost,
             "duplicated": dup_forecasts + dup_ledger + dup_emails,
             "rss_start_mb": round(rss_start, 1),

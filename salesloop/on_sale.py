@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -50,6 +50,27 @@ class Outcome:
     emails: int = 0
     model_version: str | None = None
     reason: str | None = None
+    # Milliseconds per step (PhaseClock): where one event's time went, in its log line.
+    phase_ms: dict[str, float] = field(default_factory=dict)
+
+
+class PhaseClock:
+    """Laps of one event's steps, summed per phase name.
+
+    Why: the insert → forecast latency is a sum of a few round trips and some framing; the log line
+    of every event says which of them it paid for (read, predict, write, ...), so a slow event can
+    be explained from the logs alone, in the cloud as locally.
+    """
+
+    def __init__(self, timer: Callable[[], float] = time.perf_counter) -> None:
+        self.ms: dict[str, float] = {}
+        self._timer = timer
+        self._last = timer()
+
+    def lap(self, phase: str) -> None:
+        now = self._timer()
+        self.ms[phase] = round(self.ms.get(phase, 0.0) + (now - self._last) * 1000, 2)
+        self._last = now
 
 
 class OnSaleHandler:
@@ -83,13 +104,15 @@ class OnSaleHandler:
         except InvalidEvent as exc:
             log.warning("event_rejected", reason=str(exc))
             return Outcome("rejected", reason=str(exc))
+        clock = PhaseClock()
         rows = self._job_history_rows(event)
         history, calendar = split_job_history(rows)
+        clock.lap("read")
         if already_processed(rows):
             emails = self._send_pending(event, history, None)
             log.info("event_duplicate", event_id=event.event_id, job=event.job_id, emails=emails)
             return Outcome("duplicate", event.event_id, emails=emails)
-        outcome = self._process(event, history, calendar)
+        outcome = self._process(event, history, calendar, clock)
         log.info(
             "event_processed",
             event_id=event.event_id,
@@ -100,21 +123,29 @@ class OnSaleHandler:
             emails=outcome.emails,
             model_version=outcome.model_version,
             ms=round((time.perf_counter() - started) * 1000, 2),
+            phase_ms=outcome.phase_ms,
         )
         return outcome
 
     # -- steps -----------------------------------------------------------------------------
     def _process(
-        self, event: InsertEvent, history: pd.DataFrame, calendar: pd.DataFrame | None
+        self,
+        event: InsertEvent,
+        history: pd.DataFrame,
+        calendar: pd.DataFrame | None,
+        clock: PhaseClock,
     ) -> Outcome:
         now = self.clock()
         if history.empty:
             self.warehouse.apply(
                 [Merge("processed_events", self._ledger_row(event, now, 0, 0, None))]
             )
-            return Outcome("empty", event.event_id)
+            clock.lap("write")
+            return Outcome("empty", event.event_id, phase_ms=clock.ms)
         instances = instances_from_history(history, recent_days=RECENT_DAYS, future=calendar)
+        clock.lap("instances")
         batch = self.predictor.predict(instances)
+        clock.lap("predict")
         forecasts = predictions_to_frame(batch.predictions, history)
         # During a canary the endpoint splits one batch across versions: each row keeps the
         # version that produced it (part of the forecasts' key); the batch's majority fills gaps.
@@ -129,7 +160,9 @@ class OnSaleHandler:
             job_id=event.job_id,
             created_at=now,
         )
+        clock.lap("decode")
         alerts = self._evaluate_alerts(forecasts, history, batch.model_version, event, now)
+        clock.lap("alerts")
         ledger = self._ledger_row(
             event, now, forecasts["series_id"].nunique(), len(alerts), batch.model_version
         )
@@ -140,7 +173,11 @@ class OnSaleHandler:
                 Merge("processed_events", ledger),
             ]
         )
-        emails = self._send_pending(event, history, forecasts) if len(alerts) else 0
+        clock.lap("write")
+        emails = 0
+        if len(alerts):
+            emails = self._send_pending(event, history, forecasts)
+            clock.lap("email")
         return Outcome(
             "processed",
             event.event_id,
@@ -149,6 +186,7 @@ class OnSaleHandler:
             alerts=len(alerts),
             emails=emails,
             model_version=batch.model_version,
+            phase_ms=clock.ms,
         )
 
     def _evaluate_alerts(

@@ -249,12 +249,21 @@ class DeliveryStore:
         return [float(r[0]) for r in rows]
 
     def deliveries(self) -> dict[str, dict[str, Any]]:
-        """Per event id: status, attempts, acks, last error (for status commands and tests)."""
+        """Per event id: status, attempts, acks, last error and times (for status commands, tests
+        and the load benchmark's latency breakdown)."""
         rows = self._con().execute(
-            "SELECT event_id, status, attempts, acks, last_error, job_committed_at, delivered_at"
-            " FROM deliveries"
+            "SELECT event_id, status, attempts, acks, last_error, job_committed_at, enqueued_at,"
+            " delivered_at FROM deliveries"
         )
-        cols = ("status", "attempts", "acks", "last_error", "job_committed_at", "delivered_at")
+        cols = (
+            "status",
+            "attempts",
+            "acks",
+            "last_error",
+            "job_committed_at",
+            "enqueued_at",
+            "delivered_at",
+        )
         return {str(r[0]): dict(zip(cols, r[1:], strict=True)) for r in rows}
 
     def total_acks(self) -> int:

@@ -28,7 +28,7 @@ from salesloop.data.ingest import ingest_frame
 from salesloop.events import build_insert_event
 from salesloop.model.lgbm import LightGBMConfig
 from salesloop.model.train import train_and_register
-from salesloop.on_sale import OnSaleHandler
+from salesloop.on_sale import OnSaleHandler, Outcome
 from salesloop.predictor.base import PredictionBatch
 from salesloop.predictor.codec import instances_from_history
 from salesloop.predictor.in_process import InProcessPredictor
@@ -141,7 +141,7 @@ class RecordingPredictor:
 
 def handle_last_job(
     world: World, path: Path, calendar: pd.DataFrame | None, source: Path | None = None
-) -> tuple[RecordingPredictor, DuckDBWarehouse]:
+) -> tuple[RecordingPredictor, DuckDBWarehouse, Outcome]:
     """The last day's insert event, handled on a copy of ``source`` (default: the world's)."""
     shutil.copy2(source or world.warehouse, path)
     wh = DuckDBWarehouse(path, settings=world.settings)
@@ -166,7 +166,7 @@ def handle_last_job(
     )
     outcome = handler.handle(event)
     assert outcome.status == "processed" and outcome.series == len(SERIES)
-    return predictor, wh
+    return predictor, wh, outcome
 
 
 def by_series(items: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
@@ -186,8 +186,8 @@ def horizon_calendar(world: World) -> pd.DataFrame:
 def test_a_snap_day_in_the_horizon_reaches_the_model_and_lifts_its_forecast(
     world: World, tmp_path: Path
 ) -> None:
-    known, known_wh = handle_last_job(world, tmp_path / "known.duckdb", horizon_calendar(world))
-    unknown, unknown_wh = handle_last_job(world, tmp_path / "unknown.duckdb", None)
+    known, known_wh, _ = handle_last_job(world, tmp_path / "known.duckdb", horizon_calendar(world))
+    unknown, unknown_wh, _ = handle_last_job(world, tmp_path / "unknown.duckdb", None)
     try:
         (request,) = known.requests
         for sid, inst in by_series(request).items():
@@ -234,7 +234,7 @@ def test_without_calendar_rows_the_function_serves_as_before(world: World, tmp_p
     con.close()
     stale = world.calendar[world.calendar["date"] <= pd.Timestamp(ORIGIN)]  # ends at the origin
     for name, calendar, source in (("old", None, old), ("stale", stale, None)):
-        predictor, wh = handle_last_job(world, tmp_path / f"{name}-run.duckdb", calendar, source)
+        predictor, wh, _ = handle_last_job(world, tmp_path / f"{name}-run.duckdb", calendar, source)
         try:
             (request,) = predictor.requests
             assert all("future" not in inst for inst in request), name
@@ -246,3 +246,14 @@ def test_without_calendar_rows_the_function_serves_as_before(world: World, tmp_p
             assert len(wh.query("SELECT * FROM {{ forecasts }}")) == len(SERIES) * 7, name
         finally:
             wh.close()
+
+
+def test_the_outcome_says_where_the_event_time_went(world: World, tmp_path: Path) -> None:
+    """Every step of a processed event has its lap (the event_processed log line carries them)."""
+    predictor, wh, outcome = handle_last_job(world, tmp_path / "timed.duckdb", None)
+    wh.close()
+    steps = {"read", "instances", "predict", "decode", "alerts", "write"}
+    assert steps <= set(outcome.phase_ms) <= steps | {"email"}
+    assert all(ms >= 0 for ms in outcome.phase_ms.values())
+    # The model ran inside the predict lap: the slowest step of a cold in-process prediction.
+    assert outcome.phase_ms["predict"] > 0 and len(predictor.requests) == 1
