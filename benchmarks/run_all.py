@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "train_scale": ["train_scale.py", "--series", "3049", "--days", "1941"],
     "load": ["load.py"],
     "big_job": ["big_job.py"],
+    "warehouse_ops": ["warehouse_ops.py"],
 }
 QUICK: dict[str, list[str]] = {
     "generate_scale": ["--series", "3049", "--days", "365"],
@@ -31,6 +32,7 @@ QUICK: dict[str, list[str]] = {
     "train_scale": ["--series", "300", "--days", "800"],
     "load": ["--duration", "20"],
     "big_job": ["--series", "1000", "--rows", "3000", "--jobs", "1"],
+    "warehouse_ops": ["--events", "20"],
 }
 
 
