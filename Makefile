@@ -36,7 +36,7 @@ test-fast: setup ## Unit tests only
 lint: setup ## ruff + mypy
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy salesloop functions stacks modules training
+	$(UV) run --frozen mypy salesloop functions stacks modules training benchmarks
 
 bench: setup ## Run the benchmarks; JSON results under benchmarks/results/
 	@mkdir -p benchmarks/results
