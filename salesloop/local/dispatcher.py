@@ -221,6 +221,20 @@ class DeliveryStore:
                 (time.time(),),
             ).rowcount
 
+    def replay_delivered(self, copies: int = 1) -> int:
+        """Deliver every acknowledged event ``copies`` more times, each with a fresh attempt
+        budget (Pub/Sub's seek to an earlier time does the same to a subscription): the function
+        must find each in its ledger and do nothing twice. Stress tests use it to keep events in
+        flight for as long as they need."""
+        if copies < 1:
+            raise ValueError("copies must be at least 1")
+        with self._tx() as con:
+            return con.execute(
+                "UPDATE deliveries SET status = 'pending', attempts = 0, copies_left = ?,"
+                " next_attempt_at = ? WHERE status = 'delivered'",
+                (copies, time.time()),
+            ).rowcount
+
     def counts(self) -> dict[str, int]:
         rows = (
             self._con()

@@ -180,6 +180,25 @@ def test_copies_mode_delivers_each_event_several_times(
     r.shutdown()
 
 
+def test_replaying_delivered_events_delivers_each_again(
+    tmp_path: Path, warehouse: tuple[DuckDBWarehouse, str]
+) -> None:
+    backend, url = warehouse
+    _jobs(backend, 3)
+    r = Receiver()
+    _serve(r)
+    disp = _dispatcher(tmp_path, url, r.url)
+    _run_until(disp, lambda: disp.store.counts()["delivered"] == 3)
+    assert disp.store.replay_delivered(copies=2) == 3
+    assert disp.store.counts() == {"pending": 3, "delivered": 0, "dead": 0}
+    disp2 = _dispatcher(tmp_path, url, r.url)
+    _run_until(disp2, lambda: disp2.store.counts()["delivered"] == 3)
+    assert sorted(r.seen.values()) == [3, 3, 3] and disp2.store.total_acks() == 9
+    with pytest.raises(ValueError, match="at least 1"):
+        disp2.store.replay_delivered(copies=0)
+    r.shutdown()
+
+
 def test_event_payload_is_the_audit_shape(
     tmp_path: Path, warehouse: tuple[DuckDBWarehouse, str]
 ) -> None:

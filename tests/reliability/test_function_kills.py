@@ -30,6 +30,7 @@ from tests.reliability.loop import FAST_EVENTS, Loop, aborted_deliveries
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("reliability")]
 
 MID_EVENT_KILLS = 50
+REFILL_BELOW = 4  # pending deliveries under which the killer replays the acknowledged ones
 MAX_KILLS = 250
 WHOLE_PART_EVERY = 10
 
@@ -51,6 +52,7 @@ class Killer(threading.Thread):
         self.whole_part_kills = 0
         self.mid_event = 0  # kills that cut at least one in-flight event off
         self.aborted = 0  # deliveries cut off, over all kills (two can be in flight at once)
+        self.replays = 0  # times the drained queue was refilled with acknowledged events
         self.error: BaseException | None = None
         self.deadline = time.monotonic() + 240
 
@@ -73,8 +75,11 @@ class Killer(threading.Thread):
                 and self.kills < MAX_KILLS
                 and time.monotonic() < self.deadline
             ):
-                if self.loop.store.counts()["pending"] == 0:
-                    break  # nothing left to cut off
+                if self.loop.store.counts()["pending"] < REFILL_BELOW:
+                    # Keep events in flight however fast the function drains the queue: the
+                    # acknowledged ones come again, through the duplicate path (ledger found).
+                    self.loop.store.replay_delivered(copies=2)
+                    self.replays += 1
                 worker = self._worker()
                 time.sleep(self.rng.uniform(0.05, 1.5))  # somewhere inside the next event(s)
                 if (self.kills + 1) % WHOLE_PART_EVERY == 0:
@@ -97,10 +102,10 @@ class Killer(threading.Thread):
 def test_sigkill_mid_event_at_least_50_times_then_exactly_once(
     run_copy: PreparedRun, jobs: list[tuple[str, pd.DataFrame]], reference: Reference
 ) -> None:
-    # Each job seven times more in the queue: there is always an event in flight to be cut off
-    # (the killer stops when the queue is empty; with fewer copies a fast function drained it after
-    # ~30 mid-event kills), and kills also land in the duplicate path (ledger found, pending
-    # emails flushed).
+    # Each job eight times in the queue, and the killer replays the acknowledged ones whenever the
+    # queue runs low: there is always an event in flight to be cut off (a fast function drained
+    # eight copies after ~22 mid-event kills), and kills also land in the duplicate path (ledger
+    # found, pending emails flushed).
     # Backoff up to 1 s: a whole-part restart (a few seconds of refused connections) then costs
     # each event a handful of attempts, not dozens; the policy (100 attempts) outlasts the chaos.
     events = {**FAST_EVENTS, "max_backoff_s": 1.0}
@@ -123,6 +128,6 @@ def test_sigkill_mid_event_at_least_50_times_then_exactly_once(
         assert_same_as_reference(loop, reference)
         print(
             f"kills={killer.kills} mid_event={killer.mid_event} aborted={killer.aborted}"
-            f" whole_part={killer.whole_part_kills}"
+            f" whole_part={killer.whole_part_kills} replays={killer.replays}"
             f" acks={loop.store.total_acks()} attempts={loop.store.total_attempts()}"
         )
