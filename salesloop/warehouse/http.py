@@ -68,11 +68,16 @@ def ipc_to_frame(data: bytes) -> pd.DataFrame:
     with pa.ipc.open_stream(io.BytesIO(data)) as reader:
         table = reader.read_all()
     frame = table.to_pandas()
-    # DuckDB's own frames hold a BOOL column with NULLs as pandas' nullable "boolean"; Arrow's
-    # conversion gives object. Match DuckDB, so a served frame equals the in-process one.
+    # DuckDB's own frames hold a BOOL or integer column with NULLs as pandas' nullable "boolean"
+    # or "Int64"; Arrow's conversion gives object or float64. Match DuckDB, so a served frame
+    # equals the in-process one.
     for field, column in zip(table.schema, table.columns, strict=True):
-        if pa.types.is_boolean(field.type) and column.null_count:
+        if not column.null_count:
+            continue
+        if pa.types.is_boolean(field.type):
             frame[field.name] = frame[field.name].astype("boolean")
+        elif pa.types.is_integer(field.type):
+            frame[field.name] = column.to_pandas(types_mapper={field.type: pd.Int64Dtype()}.get)
     return frame
 
 

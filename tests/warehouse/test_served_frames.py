@@ -77,6 +77,12 @@ QUERIES = [
     ),
     ("SELECT * FROM {{ sales }} WHERE job_id = @j", {"j": "nothing"}),
     ("SELECT COUNT(*) AS n, MAX(date) AS last FROM {{ sales }}", None),
+    # NULLs in an integer and a boolean column (DuckDB: nullable Int64 / boolean)
+    (
+        "SELECT rows_read, CAST(NULL AS INT64) AS none, rows_read > 1 AS many FROM {{ processed_events }}"
+        " UNION ALL SELECT NULL, 1, NULL",
+        None,
+    ),
 ]
 
 
