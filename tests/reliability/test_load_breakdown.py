@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.reliability.bench import load_benchmark
 
-def _load_benchmark() -> ModuleType:
-    path = Path(__file__).parents[2] / "benchmarks" / "load.py"
-    spec = importlib.util.spec_from_file_location("load_benchmark_breakdown", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-latency_breakdown = _load_benchmark().latency_breakdown
+latency_breakdown = load_benchmark("load.py").latency_breakdown
 
 
 def delivery(committed: float, queued: float, acked: float | None) -> dict[str, Any]:

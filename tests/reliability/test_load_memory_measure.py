@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 
+from tests.reliability.bench import load_benchmark
 
-def _load_benchmark() -> ModuleType:
-    path = Path(__file__).parents[2] / "benchmarks" / "load.py"
-    spec = importlib.util.spec_from_file_location("load_benchmark", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-steady_growth = _load_benchmark()._steady_growth
+steady_growth = load_benchmark("load.py")._steady_growth
 
 
 def test_a_step_during_the_ramp_is_not_growth_but_a_later_climb_is() -> None:
