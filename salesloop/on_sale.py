@@ -113,8 +113,15 @@ class OnSaleHandler:
         clock.lap("read")
         if already_processed(rows):
             emails = self._send_pending(event, history, None)
-            log.info("event_duplicate", event_id=event.event_id, job=event.job_id, emails=emails)
-            return Outcome("duplicate", event.event_id, emails=emails)
+            clock.lap("email")
+            log.info(
+                "event_duplicate",
+                event_id=event.event_id,
+                job=event.job_id,
+                emails=emails,
+                phase_ms=clock.ms,
+            )
+            return Outcome("duplicate", event.event_id, emails=emails, phase_ms=clock.ms)
         outcome = self._process(event, history, calendar, clock)
         log.info(
             "event_processed",
