@@ -98,9 +98,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             log(f"job {j + 1}: {results[-1]}")
         processed = [
-            json.loads(line)
-            for line in (stack.run_dir / "logs" / "function.log").read_text().splitlines()
-            if line.startswith("{") and '"event_processed"' in line
+            e for e in stack.log_events("function") if e.get("event") == "event_processed"
         ][1:]  # the first is the warm-up's
         for r, entry in zip(results, processed, strict=False):
             r["function_s"] = round(entry["ms"] / 1000, 2)

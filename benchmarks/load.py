@@ -117,13 +117,6 @@ def _steady_growth(
     }
 
 
-def _read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(errors="replace").splitlines()
-    except OSError:
-        return []
-
-
 def _median_growth(values: list[float]) -> float | None:
     k = len(values) // 10
     if k < 1:
@@ -133,28 +126,25 @@ def _median_growth(values: list[float]) -> float | None:
 
 
 def latency_breakdown(
-    deliveries: dict[str, dict[str, Any]], log_lines: Iterable[str], event_ids: set[str]
+    deliveries: dict[str, dict[str, Any]],
+    log_events: Iterable[dict[str, Any]],
+    event_ids: set[str],
 ) -> dict[str, float | int | None]:
     """Median milliseconds of each part of insert → forecast, over ``event_ids``.
 
     From the dispatcher's state: ``commit_to_queued`` (the job's commit → its event in the
     dispatcher's queue: audit-log long poll, event building) and ``queued_to_acked`` (→ the
-    function's 2xx); from the function's ``event_processed`` log lines: ``handler`` (the handler's
+    function's 2xx); from the function's ``event_processed`` log events: ``handler`` (the handler's
     own time) and its steps (``read``, ``instances``, ``predict``, ``decode``, ``alerts``,
     ``write``, ``email`` when alerts fired); ``delivery`` is ``queued_to_acked`` minus ``handler``
     per event (taking the event from the queue, the POST through functions-framework, recording
     the ack). Events without a log line count in the dispatcher's parts only.
     """
-    logged: dict[str, dict[str, Any]] = {}
-    for line in log_lines:
-        if '"event_processed"' not in line:
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("event") == "event_processed" and entry.get("event_id") in event_ids:
-            logged[str(entry["event_id"])] = entry
+    logged = {
+        str(e["event_id"]): e
+        for e in log_events
+        if e.get("event") == "event_processed" and e.get("event_id") in event_ids
+    }
     parts: dict[str, list[float]] = {}
     for event_id in sorted(event_ids):
         d = deliveries.get(event_id)
@@ -372,7 +362,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "low_load_insert_to_forecast_ms": _percentiles(probe),
             # Where the low-load latency goes (medians per part; latency_breakdown).
             "low_load_breakdown_ms": latency_breakdown(
-                deliveries, _read_lines(stack.run_dir / "logs" / "function.log"), probe_ids
+                deliveries, stack.log_events("function"), probe_ids
             ),
             "lost": lost,
             "duplicated": dup_forecasts + dup_ledger + dup_emails,

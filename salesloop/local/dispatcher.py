@@ -212,14 +212,18 @@ class DeliveryStore:
                 ),
             )
 
-    def redeliver_dead(self) -> int:
-        """Replay dead-lettered events: back to pending with a fresh attempt budget."""
+    def _requeue(self, status: str, copies: int) -> int:
+        """Every event in ``status`` back to pending, due now, with a fresh attempt budget."""
         with self._tx() as con:
             return con.execute(
-                "UPDATE deliveries SET status = 'pending', attempts = 0, copies_left = 1, next_attempt_at = ?"
-                " WHERE status = 'dead'",
-                (time.time(),),
+                "UPDATE deliveries SET status = 'pending', attempts = 0, copies_left = ?,"
+                " next_attempt_at = ? WHERE status = ?",
+                (copies, time.time(), status),
             ).rowcount
+
+    def redeliver_dead(self) -> int:
+        """Replay dead-lettered events: back to pending with a fresh attempt budget."""
+        return self._requeue("dead", 1)
 
     def replay_delivered(self, copies: int = 1) -> int:
         """Deliver every acknowledged event ``copies`` more times, each with a fresh attempt
@@ -228,12 +232,7 @@ class DeliveryStore:
         flight for as long as they need."""
         if copies < 1:
             raise ValueError("copies must be at least 1")
-        with self._tx() as con:
-            return con.execute(
-                "UPDATE deliveries SET status = 'pending', attempts = 0, copies_left = ?,"
-                " next_attempt_at = ? WHERE status = 'delivered'",
-                (copies, time.time()),
-            ).rowcount
+        return self._requeue("delivered", copies)
 
     def counts(self) -> dict[str, int]:
         rows = (

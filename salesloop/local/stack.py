@@ -11,6 +11,7 @@ never leaves orphans holding ports or the DuckDB lock.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -83,6 +84,20 @@ class LocalStack:
     @property
     def dispatcher_state(self) -> Path:
         return self.run_dir / "dispatcher.sqlite"
+
+    def log_text(self, part: str) -> str:
+        """What ``part`` wrote to its log so far (empty before it started)."""
+        path = self.run_dir / "logs" / f"{part}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def log_events(self, part: str) -> list[dict[str, Any]]:
+        """``part``'s structured log lines (one JSON object each), in order; other lines skipped."""
+        out = []
+        for line in self.log_text(part).splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    out.append(json.loads(line))
+        return out
 
     def write_overlay(self) -> None:
         overlay: dict[str, Any] = {

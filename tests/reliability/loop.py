@@ -7,7 +7,6 @@ deterministic jobs, and compares what the loop left behind (tables, mailbox, del
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -181,18 +180,10 @@ class Loop:
         return self.wh.query(sql)
 
     def log(self, part: str) -> str:
-        path = self.stack.run_dir / "logs" / f"{part}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return self.stack.log_text(part)
 
     def log_events(self, part: str) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log(part).splitlines():
-            if line.startswith("{"):
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    continue
-        return out
+        return self.stack.log_events(part)
 
     def message_ids(self) -> list[str]:
         return [str(m["Message-ID"]) for m in read_messages(self.stack.maildir)]

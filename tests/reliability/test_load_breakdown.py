@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -16,10 +15,8 @@ def delivery(committed: float, queued: float, acked: float | None) -> dict[str, 
     return {"job_committed_at": committed, "enqueued_at": queued, "delivered_at": acked}
 
 
-def processed(event_id: str, ms: float, **phases: float) -> str:
-    return json.dumps(
-        {"event": "event_processed", "event_id": event_id, "ms": ms, "phase_ms": phases}
-    )
+def processed(event_id: str, ms: float, **phases: float) -> dict[str, Any]:
+    return {"event": "event_processed", "event_id": event_id, "ms": ms, "phase_ms": phases}
 
 
 def test_parts_are_medians_over_the_chosen_events_only() -> None:
@@ -30,9 +27,9 @@ def test_parts_are_medians_over_the_chosen_events_only() -> None:
         "other": delivery(400.000, 401.000, 402.000),  # not a probe event: ignored
     }
     lines = [
-        "not json",
+        {"event": "dispatcher_started"},
         processed("a", 20.0, read=5.0, predict=8.0, write=7.0),
-        '{"event": "event_duplicate", "event_id": "b"}',
+        {"event": "event_duplicate", "event_id": "b"},
         processed("b", 30.0, read=6.0, predict=12.0, write=12.0),
         processed("c", 34.0, read=9.0, predict=10.0, write=15.0),
         processed("other", 900.0, read=900.0),
