@@ -20,7 +20,8 @@ BENCHMARKS: dict[str, list[str]] = {
     # A tenth of M5 (the full 30,490 x 1,941 is `generate_scale.py` without arguments).
     "generate_scale": ["generate_scale.py", "--series", "3049", "--days", "1941"],
     "model_server": ["model_server.py"],
-    "accuracy": ["accuracy.py"],
+    "accuracy": ["accuracy.py", "--oracle"],
+    "noise_floor": ["noise_floor.py"],
     "train_scale": ["train_scale.py", "--series", "3049", "--days", "1941"],
     "load": ["load.py"],
     "big_job": ["big_job.py"],
@@ -29,6 +30,7 @@ BENCHMARKS: dict[str, list[str]] = {
 QUICK: dict[str, list[str]] = {
     "generate_scale": ["--series", "3049", "--days", "365"],
     "accuracy": ["--series", "120", "--days", "500"],
+    "noise_floor": ["--seeds", "0", "--series", "250", "--days", "300"],
     "train_scale": ["--series", "300", "--days", "800"],
     "load": ["--duration", "20"],
     "big_job": ["--series", "1000", "--rows", "3000", "--jobs", "1"],

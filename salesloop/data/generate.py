@@ -545,6 +545,10 @@ class _Block:
     item: NDArray[np.int64]  # per series, index into the global item order
     units: NDArray[np.float64]  # (series, day)
     price: NDArray[np.float64]  # (series, day), NaN before launch
+    # The hidden state behind ``units`` (see :class:`DemandTruth`), before scripted shocks.
+    expected: NDArray[np.float64]  # (series, day) expected units when in stock, 0 before launch
+    spells_running: NDArray[np.int32]  # (series, day) stock-out spells covering the day
+    oos_rate: NDArray[np.float64]  # per series, stock-out spell starts per day
 
 
 def _round_price(p: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -622,8 +626,9 @@ def _block(seed: int, block: int, n_series: int, cal: Calendar, shocks: Sequence
     diff = np.zeros((b, n_days + 1), dtype=np.int32)
     np.add.at(diff, (rows, starts), 1)
     np.add.at(diff, (rows, ends), -1)
-    in_stock = np.cumsum(diff[:, :n_days], axis=1) == 0
-    rate *= launched & in_stock
+    spells_running = np.cumsum(diff[:, :n_days], axis=1)
+    expected = rate * launched
+    rate = expected * (spells_running == 0)
 
     noise = rng.standard_gamma(GAMMA_SHAPE, (b, n_days)) / GAMMA_SHAPE
     units = rng.poisson(rate * noise).astype(np.float64)
@@ -649,6 +654,9 @@ def _block(seed: int, block: int, n_series: int, cal: Calendar, shocks: Sequence
         item=item[:keep],
         units=units[:keep],
         price=price[:keep],
+        expected=expected[:keep],
+        spells_running=spells_running[:keep],
+        oos_rate=p.series_oos_rate[gidx][:keep],
     )
 
 
@@ -754,6 +762,72 @@ def generate_frame(
     """
     frames = [_block_frame(blk, cal) for blk, cal in _blocks(n_series, n_days, start, seed, shocks)]
     return pd.concat(frames, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class DemandTruth:
+    """What the generator knows and a forecaster never sees: the expected demand behind the units.
+
+    Why it exists: the accuracy benchmark measures how far a model is from the best forecast the
+    data allows. Two such oracles follow from this state. One knows the future
+    (:meth:`expected_units`: the exact rate and every stock-out). The other knows only the past,
+    like any real forecaster, but knows it perfectly: the rates, prices, promotions and launches
+    of the horizon, and how many stock-out spells are running at the origin
+    (:meth:`in_stock_chance` turns that into the chance of being in stock on each horizon day).
+    The difference between them is the stock-outs that start inside the horizon, which no model
+    can foresee. Arrays are (series, day), series in :func:`generate_frame`'s order; scripted
+    shocks are not part of it.
+    """
+
+    series_id: tuple[str, ...]  # "store_id/item_id", as ``sales.series_id``
+    start: date
+    expected: NDArray[np.float64]  # expected units of a day when in stock (0 before launch)
+    spells_running: NDArray[np.int32]  # stock-out spells covering the day (0 = in stock)
+    oos_rate: NDArray[np.float64]  # per series: stock-out spell starts per day
+    spell_mean_days: float = OOS_MEAN_DAYS
+
+    def expected_units(self) -> NDArray[np.float64]:
+        """The expected units of every day, stock-outs included: the future-knowing oracle."""
+        return self.expected * (self.spells_running == 0)
+
+    def in_stock_chance(self, origin: int, horizon: int) -> NDArray[np.float64]:
+        """P(in stock on day ``origin + j``), j = 1..horizon, given every spell up to ``origin``.
+
+        Spell starts are Poisson with ``oos_rate`` a day and last Geometric(1 / mean) days (at
+        least one), so a running spell is still running j days later with chance q^j
+        (q = 1 - 1 / mean, memoryless), and the spells starting in the j days after the origin
+        that still cover day ``origin + j`` are Poisson with mean rate · (1 + q + … + q^(j-1)).
+        Returns (series, horizon).
+        """
+        if not 0 <= origin < self.expected.shape[1]:
+            raise ValueError(f"origin must be a day index in 0..{self.expected.shape[1] - 1}")
+        q = 1.0 - 1.0 / self.spell_mean_days
+        steps = np.arange(1, horizon + 1, dtype=np.float64)
+        all_ended = (1.0 - q**steps)[None, :] ** self.spells_running[:, origin][:, None]
+        none_new = np.exp(-self.oos_rate[:, None] * (1.0 - q**steps)[None, :] / (1.0 - q))
+        chance: NDArray[np.float64] = all_ended * none_new
+        return chance
+
+
+def demand_truth(
+    n_series: int, n_days: int, start: date = date(2013, 1, 1), seed: int = 0
+) -> DemandTruth:
+    """The hidden state behind ``generate_frame(n_series, n_days, start, seed)`` (no shocks)."""
+    _, item_names = _item_order()
+    ids: list[str] = []
+    expected, running, rates = [], [], []
+    for blk, _ in _blocks(n_series, n_days, start, seed, ()):
+        ids += [f"{STORES[s]}/{item_names[i]}" for s, i in zip(blk.store, blk.item, strict=True)]
+        expected.append(blk.expected)
+        running.append(blk.spells_running)
+        rates.append(blk.oos_rate)
+    return DemandTruth(
+        series_id=tuple(ids),
+        start=start,
+        expected=np.concatenate(expected),
+        spells_running=np.concatenate(running).astype(np.int32),
+        oos_rate=np.concatenate(rates),
+    )
 
 
 @dataclass(frozen=True)
