@@ -20,6 +20,7 @@ from scipy.stats import nbinom
 
 from salesloop.data.generate import DemandTruth
 from salesloop.model.base import ModelMetadata, finalize_forecast
+from salesloop.model.frame import ID_COL, TIME_COL
 
 
 class OracleModel:
@@ -64,9 +65,19 @@ class OracleModel:
         levels: Sequence[int] = (80, 95),
         future: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
-        last = history.groupby("unique_id", observed=True)["ds"].max()
-        rows = np.array([self.row[str(sid)] for sid in last.index])
+        last = history.groupby(ID_COL, observed=True)[TIME_COL].max()
+        unknown = [str(sid) for sid in last.index if str(sid) not in self.row]
+        if unknown:
+            raise ValueError(
+                f"{len(unknown)} series not in the generated data, e.g. {unknown[0]!r}"
+            )
+        rows = np.array([self.row[str(sid)] for sid in last.index], dtype=np.intp)
         origins = (last.to_numpy() - np.datetime64(self.truth.start)) // np.timedelta64(1, "D")
+        n_days = self.truth.expected.shape[1]
+        if origins.min() < 0 or origins.max() + horizon >= n_days:
+            raise ValueError(
+                f"the horizon runs past the generated days ({self.truth.start} + {n_days})"
+            )
         expected = np.empty((len(last), horizon))
         chance = np.empty((len(last), horizon))
         for origin in np.unique(origins):

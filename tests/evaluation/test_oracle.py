@@ -80,3 +80,14 @@ def test_an_oracle_is_never_registered(data: tuple, tmp_path: Path) -> None:
         oracle.save(tmp_path)
     with pytest.raises(TypeError, match="never registered"):
         OracleModel.load(tmp_path)
+
+
+def test_an_oracle_refuses_what_the_generator_did_not_make(data: tuple) -> None:
+    frame, truth = data
+    oracle = OracleModel(truth, GAMMA_SHAPE, knows_future=True)
+    last_day = frame[frame["ds"] == frame["ds"].max()]
+    with pytest.raises(ValueError, match="past the generated days"):
+        oracle.predict(last_day, H)
+    stranger = last_day.head(1).assign(unique_id="XX_9/NOPE_001")
+    with pytest.raises(ValueError, match="not in the generated data"):
+        oracle.predict(stranger, H)
