@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,7 @@ def test_seasonal_naive_artifact_loads_in_a_fresh_process(tmp_path: Path) -> Non
     ).stdout
     kind, _, payload = out.partition("\n")
     assert kind == "seasonal_naive"
-    got = pd.read_json(payload, orient="records")
+    got = pd.read_json(io.StringIO(payload), orient="records")
     assert (
         len(got) == len(expected)
         and got["yhat"].round(6).tolist() == expected["yhat"].round(6).tolist()
