@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pandas as pd
+import pyarrow as pa
 
 from salesloop.schemas import TABLES, Table
 
@@ -77,6 +78,24 @@ class Warehouse(Protocol):
     def apply(self, mutations: Sequence[Mutation]) -> None: ...
 
     def close(self) -> None: ...
+
+
+def nullable_column(column: pa.ChunkedArray) -> pd.Series | None:
+    """An INT or BOOL column holding NULLs as DuckDB's ``.df()`` gives it; None for any other.
+
+    Arrow's own conversion turns such a column into float64 or object; DuckDB gives pandas'
+    nullable ``Int64`` or ``boolean``. Every Arrow → frame path of the port (BigQuery results, the
+    local warehouse service's IPC frames) goes through this one rule, so consumers see one kind
+    of frame whatever the warehouse.
+    """
+    if not column.null_count:
+        return None
+    kind = column.type
+    if pa.types.is_integer(kind):
+        return column.to_pandas(types_mapper={kind: pd.Int64Dtype()}.get)
+    if pa.types.is_boolean(kind):
+        return column.to_pandas(types_mapper={kind: pd.BooleanDtype()}.get)
+    return None
 
 
 def new_job_id(prefix: str = "salesloop") -> str:

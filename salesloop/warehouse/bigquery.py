@@ -103,6 +103,7 @@ from salesloop.warehouse import (
     conform,
     merge_sql,
     new_job_id,
+    nullable_column,
     table_spec,
 )
 
@@ -396,14 +397,12 @@ def arrow_to_frame(result: pa.Table) -> pd.DataFrame:
         elif pa.types.is_timestamp(kind):
             s = col.to_pandas()
             s = s.astype("datetime64[us, UTC]" if kind.tz else "datetime64[us]")
+        elif (nullable := nullable_column(col)) is not None:
+            s = nullable
         elif pa.types.is_integer(kind):
-            s = col.to_pandas(types_mapper={kind: pd.Int64Dtype()}.get)
-            if not col.null_count:
-                s = s.astype("int64")
+            s = col.to_pandas().astype("int64")
         elif pa.types.is_boolean(kind):
-            s = col.to_pandas(types_mapper={kind: pd.BooleanDtype()}.get)
-            if not col.null_count:
-                s = s.astype(bool)
+            s = col.to_pandas().astype(bool)
         else:
             s = col.to_pandas()
         columns.append(s.reset_index(drop=True))

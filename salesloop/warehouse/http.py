@@ -18,7 +18,14 @@ import pandas as pd
 import pyarrow as pa
 import requests
 
-from salesloop.warehouse import Exec, JobResult, Merge, Mutation, WarehouseError
+from salesloop.warehouse import (
+    Exec,
+    JobResult,
+    Merge,
+    Mutation,
+    WarehouseError,
+    nullable_column,
+)
 
 # -- codec shared with the server ------------------------------------------------------------
 
@@ -68,16 +75,10 @@ def ipc_to_frame(data: bytes) -> pd.DataFrame:
     with pa.ipc.open_stream(io.BytesIO(data)) as reader:
         table = reader.read_all()
     frame = table.to_pandas()
-    # DuckDB's own frames hold a BOOL or integer column with NULLs as pandas' nullable "boolean"
-    # or "Int64"; Arrow's conversion gives object or float64. Match DuckDB, so a served frame
-    # equals the in-process one.
-    for field, column in zip(table.schema, table.columns, strict=True):
-        if not column.null_count:
-            continue
-        if pa.types.is_boolean(field.type):
-            frame[field.name] = frame[field.name].astype("boolean")
-        elif pa.types.is_integer(field.type):
-            frame[field.name] = column.to_pandas(types_mapper={field.type: pd.Int64Dtype()}.get)
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        nullable = nullable_column(column)
+        if nullable is not None:
+            frame[name] = nullable
     return frame
 
 

@@ -865,3 +865,32 @@ def test_arrow_to_frame_of_nothing() -> None:
     import pyarrow as pa
 
     assert arrow_to_frame(pa.table({})).empty
+
+
+def test_both_arrow_paths_give_nullable_columns_the_same_dtypes() -> None:
+    """BigQuery results and the local service's IPC frames share one NULL rule (DuckDB's)."""
+    import pyarrow as pa
+
+    from salesloop.warehouse.http import frame_to_ipc, ipc_to_frame
+
+    table = pa.table(
+        {
+            "n": pa.array([1, None, 3], pa.int64()),
+            "small": pa.array([1, 2, 3], pa.int32()),
+            "flag": pa.array([True, None, False]),
+            "ok": pa.array([True, False, True]),
+            "x": pa.array([1.5, None, 2.0]),
+        }
+    )
+    via_bigquery = arrow_to_frame(table)
+    assert dict(via_bigquery.dtypes.astype(str)) == {
+        "n": "Int64",
+        "small": "int64",
+        "flag": "boolean",
+        "ok": "bool",
+        "x": "float64",
+    }
+    via_service = ipc_to_frame(frame_to_ipc(via_bigquery))
+    for name in ("n", "flag", "ok", "x"):
+        assert via_service[name].dtype == via_bigquery[name].dtype, name
+        assert via_service[name].equals(via_bigquery[name]), name
