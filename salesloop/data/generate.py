@@ -24,6 +24,9 @@ the streaming Parquet writer produces exactly the rows of :func:`generate_frame`
 ``chunk_series``, and all work is numpy over (series x days) blocks. Small selections keep the
 hierarchy: series are taken as a prefix of a fixed item order that interleaves categories and
 departments in M5 proportion, each item in all ten stores.
+
+:func:`demand_truth` returns the hidden state behind the units (expected demand, stock-out spells):
+what the accuracy benchmark's oracles forecast from, to measure the best accuracy the data allows.
 """
 
 from __future__ import annotations
