@@ -34,3 +34,22 @@ def test_noise_floor_rejects_bad_lists(capsys: pytest.CaptureFixture[str]) -> No
             noise_floor.main(argv)
         assert exc.value.code == 2
     assert "comma-separated numbers" in capsys.readouterr().err
+
+
+def test_without_stockouts_both_oracles_agree_and_the_generator_is_restored(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from salesloop.data import generate
+
+    before = generate.demand_truth(250, 200, seed=0).oos_rate.copy()
+    noise_floor = load_benchmark("noise_floor.py")
+    argv = ["--seeds", "0", "--series", "250", "--days", "200", "--scales", "1"]
+    assert noise_floor.main([*argv, "--stockout-scale", "0"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    floor = out["seeds"]["0"]
+    assert out["data"]["stockout_scale"] == 0
+    # No spell can start in the horizon, so knowing the future adds nothing.
+    assert floor["oracle"] == floor["causal_oracle"]
+    assert (generate.demand_truth(250, 200, seed=0).oos_rate == before).all()
+    with pytest.raises(SystemExit):
+        noise_floor.main([*argv, "--stockout-scale", "-1"])
