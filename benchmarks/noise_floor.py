@@ -124,6 +124,8 @@ def floor_of_seed(
     best = min(scales, key=lambda s: ratio[f"causal x{s:g}"])
     return {
         "seasonal_naive_rmsse": round(snaive, 4),
+        # The share of zero-unit days (M5: 54.4%), to see what --stockout-scale does to the data.
+        "zero_share": round(float((sales["units"] == 0).mean()), 4),
         "oracle": round(ratio["oracle"], 4),
         "causal_oracle": round(ratio["causal x1"], 4) if 1.0 in scales else None,
         "causal_oracle_by_scale": {f"{s:g}": round(ratio[f"causal x{s:g}"], 4) for s in scales},

@@ -50,6 +50,7 @@ def test_without_stockouts_both_oracles_agree_and_the_generator_is_restored(
     assert out["data"]["stockout_scale"] == 0
     # No spell can start in the horizon, so knowing the future adds nothing.
     assert floor["oracle"] == floor["causal_oracle"]
+    assert 0.3 < floor["zero_share"] < 0.7
     assert (generate.demand_truth(250, 200, seed=0).oos_rate == before).all()
     with pytest.raises(SystemExit):
         noise_floor.main([*argv, "--stockout-scale", "-1"])
