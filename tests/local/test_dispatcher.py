@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
@@ -76,8 +77,16 @@ def warehouse(tmp_path: Path) -> Iterator[tuple[DuckDBWarehouse, str]]:
     backend.close()
 
 
-def _serve(r: Receiver) -> None:
+@contextlib.contextmanager
+def _serving(**options: Any) -> Iterator[Receiver]:
+    """A started Receiver, shut down and its port closed even when the test fails."""
+    r = Receiver(**options)
     threading.Thread(target=r.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield r
+    finally:
+        r.shutdown()
+        r.server_close()
 
 
 def _run_until(disp: Dispatcher, cond: Any, timeout: float = 20) -> None:
@@ -121,31 +130,25 @@ def test_retries_until_delivered_exactly_once_acked(
 ) -> None:
     backend, url = warehouse
     _jobs(backend, 5)
-    r = Receiver(fail_first=2)
-    _serve(r)
-    disp = _dispatcher(tmp_path, url, r.url)
-    _run_until(disp, lambda: disp.store.counts()["delivered"] == 5)
+    with _serving(fail_first=2) as r:
+        disp = _dispatcher(tmp_path, url, r.url)
+        _run_until(disp, lambda: disp.store.counts()["delivered"] == 5)
     assert sorted(r.ok) == sorted(f"j{i}-insert" for i in range(5))
     assert all(n == 3 for n in r.seen.values())
-    r.shutdown()
 
 
 def test_dead_letter_then_replay(tmp_path: Path, warehouse: tuple[DuckDBWarehouse, str]) -> None:
     backend, url = warehouse
     _jobs(backend, 2)
-    down = Receiver(always_fail=True)
-    _serve(down)
-    disp = _dispatcher(tmp_path, url, down.url)
-    _run_until(disp, lambda: disp.store.counts()["dead"] == 2)
+    with _serving(always_fail=True) as down:
+        disp = _dispatcher(tmp_path, url, down.url)
+        _run_until(disp, lambda: disp.store.counts()["dead"] == 2)
     assert all(n == FAST.max_attempts for n in down.seen.values())
-    down.shutdown()
-    up = Receiver()
-    _serve(up)
-    assert disp.store.redeliver_dead() == 2
-    disp2 = _dispatcher(tmp_path, url, up.url)
-    _run_until(disp2, lambda: disp2.store.counts()["delivered"] == 2)
+    with _serving() as up:
+        assert disp.store.redeliver_dead() == 2
+        disp2 = _dispatcher(tmp_path, url, up.url)
+        _run_until(disp2, lambda: disp2.store.counts()["delivered"] == 2)
     assert sorted(up.ok) == ["j0-insert", "j1-insert"]
-    up.shutdown()
 
 
 def test_pending_deliveries_survive_a_dispatcher_restart(
@@ -159,12 +162,10 @@ def test_pending_deliveries_survive_a_dispatcher_restart(
     _jobs_after = 2
     for i in range(3, 3 + _jobs_after):
         backend.insert_job({"sales": sales_rows(f"j{i}", ["2016-02-01"], 1.0)}, job_id=f"j{i}")
-    r = Receiver()
-    _serve(r)
-    again = _dispatcher(tmp_path, url, r.url)  # a new process: same state file
-    _run_until(again, lambda: again.store.counts()["delivered"] == 5)
+    with _serving() as r:
+        again = _dispatcher(tmp_path, url, r.url)  # a new process: same state file
+        _run_until(again, lambda: again.store.counts()["delivered"] == 5)
     assert len(set(r.ok)) == 5 and again.store.cursor() == 5
-    r.shutdown()
 
 
 def test_copies_mode_delivers_each_event_several_times(
@@ -172,12 +173,10 @@ def test_copies_mode_delivers_each_event_several_times(
 ) -> None:
     backend, url = warehouse
     _jobs(backend, 3)
-    r = Receiver()
-    _serve(r)
-    disp = _dispatcher(tmp_path, url, r.url, copies=3, shuffle=True)
-    _run_until(disp, lambda: disp.store.counts()["delivered"] == 3)
+    with _serving() as r:
+        disp = _dispatcher(tmp_path, url, r.url, copies=3, shuffle=True)
+        _run_until(disp, lambda: disp.store.counts()["delivered"] == 3)
     assert sorted(r.seen.values()) == [3, 3, 3] and disp.store.total_acks() == 9
-    r.shutdown()
 
 
 def test_replaying_delivered_events_delivers_each_again(
@@ -185,18 +184,16 @@ def test_replaying_delivered_events_delivers_each_again(
 ) -> None:
     backend, url = warehouse
     _jobs(backend, 3)
-    r = Receiver()
-    _serve(r)
-    disp = _dispatcher(tmp_path, url, r.url)
-    _run_until(disp, lambda: disp.store.counts()["delivered"] == 3)
-    assert disp.store.replay_delivered(copies=2) == 3
-    assert disp.store.counts() == {"pending": 3, "delivered": 0, "dead": 0}
-    disp2 = _dispatcher(tmp_path, url, r.url)
-    _run_until(disp2, lambda: disp2.store.counts()["delivered"] == 3)
+    with _serving() as r:
+        disp = _dispatcher(tmp_path, url, r.url)
+        _run_until(disp, lambda: disp.store.counts()["delivered"] == 3)
+        assert disp.store.replay_delivered(copies=2) == 3
+        assert disp.store.counts() == {"pending": 3, "delivered": 0, "dead": 0}
+        disp2 = _dispatcher(tmp_path, url, r.url)
+        _run_until(disp2, lambda: disp2.store.counts()["delivered"] == 3)
     assert sorted(r.seen.values()) == [3, 3, 3] and disp2.store.total_acks() == 9
     with pytest.raises(ValueError, match="at least 1"):
         disp2.store.replay_delivered(copies=0)
-    r.shutdown()
 
 
 def test_event_payload_is_the_audit_shape(
