@@ -65,30 +65,14 @@ def forecast_rows(series_id: str, origin: pd.Timestamp, event_id: str) -> pd.Dat
     )
 
 
-def ledger_row(event_id: str) -> pd.DataFrame:
-    now = pd.Timestamp.now(tz="UTC")
-    return pd.DataFrame(
-        [
-            {
-                "event_id": event_id,
-                "job_name": f"projects/p/jobs/{event_id}",
-                "rows_read": 1,
-                "series_forecast": 1,
-                "alerts_raised": 0,
-                "model_version": "v0001",
-                "job_committed_at": now,
-                "processed_at": now,
-            }
-        ]
-    )
-
-
 def time_events(
     warehouse: Any, live: pd.DataFrame, settings: Any, events: int, warmup: int
 ) -> dict[str, dict[str, float]]:
     """One-series insert job → history read → forecasts + ledger write, per event; ms per op."""
     from salesloop import sql
     from salesloop.data.ingest import ingest_frame
+    from salesloop.events import InsertEvent
+    from salesloop.on_sale import ledger_row
     from salesloop.warehouse import Merge
 
     timings: dict[str, list[float]] = {}
@@ -118,9 +102,19 @@ def time_events(
         if history.empty:
             raise RuntimeError(f"no history came back for {series_id}")
         origin = pd.Timestamp(history["origin"].dropna().max())
+        event = InsertEvent(
+            event_id=event_id,
+            job_name=params["job_name"],
+            job_id=job_id,
+            project=settings.project,
+            dataset=settings.warehouse.dataset,
+            table=settings.table("sales"),
+            inserted_rows=1,
+            committed_at=report.jobs[0].committed_at,
+        )
         writes = [
             Merge("forecasts", forecast_rows(series_id, origin, event_id)),
-            Merge("processed_events", ledger_row(event_id)),
+            Merge("processed_events", ledger_row(event, pd.Timestamp.now(tz="UTC"), 1, 0, "v0001")),
         ]
         with timed("apply_forecasts_and_ledger"):
             warehouse.apply(writes)

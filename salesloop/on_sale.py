@@ -147,9 +147,7 @@ class OnSaleHandler:
     ) -> Outcome:
         now = self.clock()
         if history.empty:
-            self.warehouse.apply(
-                [Merge("processed_events", self._ledger_row(event, now, 0, 0, None))]
-            )
+            self.warehouse.apply([Merge("processed_events", ledger_row(event, now, 0, 0, None))])
             clock.lap("write")
             return Outcome("empty", event.event_id, phase_ms=clock.ms)
         instances = instances_from_history(history, recent_days=RECENT_DAYS, future=calendar)
@@ -173,7 +171,7 @@ class OnSaleHandler:
         clock.lap("decode")
         alerts = self._evaluate_alerts(forecasts, history, batch.model_version, event, now)
         clock.lap("alerts")
-        ledger = self._ledger_row(
+        ledger = ledger_row(
             event, now, forecasts["series_id"].nunique(), len(alerts), batch.model_version
         )
         self.warehouse.apply(
@@ -278,20 +276,23 @@ class OnSaleHandler:
             },
         )
 
-    def _ledger_row(
-        self, event: InsertEvent, now: datetime, series: int, alerts: int, version: str | None
-    ) -> pd.DataFrame:
-        return pd.DataFrame(
-            [
-                {
-                    "event_id": event.event_id,
-                    "job_name": event.job_name,
-                    "rows_read": event.inserted_rows,
-                    "series_forecast": int(series),
-                    "alerts_raised": int(alerts),
-                    "model_version": version,
-                    "job_committed_at": event.committed_at,
-                    "processed_at": now,
-                }
-            ]
-        )
+
+def ledger_row(
+    event: InsertEvent, now: datetime, series: int, alerts: int, version: str | None
+) -> pd.DataFrame:
+    """The ``processed_events`` row of one handled event: its presence is what makes a
+    redelivery a duplicate, so there is one builder of it."""
+    return pd.DataFrame(
+        [
+            {
+                "event_id": event.event_id,
+                "job_name": event.job_name,
+                "rows_read": event.inserted_rows,
+                "series_forecast": int(series),
+                "alerts_raised": int(alerts),
+                "model_version": version,
+                "job_committed_at": event.committed_at,
+                "processed_at": now,
+            }
+        ]
+    )
