@@ -71,14 +71,12 @@ def test_fast_deliveries_are_never_sent_twice(
     tmp_path: Path, served: tuple[DuckDBWarehouse, HttpWarehouse]
 ) -> None:
     """A delivery finishing while the loop picks the next ones must not be picked again."""
-    from tests.local.test_dispatcher import Receiver, _dispatcher, _run_until, _serve
+    from tests.local.test_dispatcher import _dispatcher, _run_until, _serving
 
     backend, client = served
     for i in range(60):
         backend.insert_job({"sales": sales_rows(f"f{i}", ["2016-01-01"], 1.0)}, job_id=f"f{i}")
-    r = Receiver()
-    _serve(r)
-    disp = _dispatcher(tmp_path, client.url, r.url, workers=4)
-    _run_until(disp, lambda: disp.store.counts()["delivered"] == 60, timeout=60)
+    with _serving() as r:
+        disp = _dispatcher(tmp_path, client.url, r.url, workers=4)
+        _run_until(disp, lambda: disp.store.counts()["delivered"] == 60, timeout=60)
     assert sorted(r.seen.values()) == [1] * 60, "an event was delivered twice"
-    r.shutdown()
